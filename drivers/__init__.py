@@ -1,0 +1,1 @@
+"""Lab instruments and `LabCrossbar`: the same `Crossbar` interface on a physical board."""

@@ -1,0 +1,198 @@
+"""Run configuration: pydantic models loaded from YAML, validated before anything opens.
+
+Every error names the file, the key path and what was expected, on one line.
+Sections owned by a plug-in (the `crossbar:` section of a twin or a board) are
+validated by that plug-in through `validate_section`, with the same messages.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from hil.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Which images, from where, and how they become input voltages."""
+
+    dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
+    root: str | None = Field(
+        None, description="data root holding mnist/, fashion-mnist/, kmnist/; 'embedded' for the packaged subset"
+    )
+    train_subset: PositiveInt | None = Field(None, description="use only the first n training images")
+    test_subset: PositiveInt | None = Field(None, description="use only the first n test images")
+    input_gain: PositiveFloat = Field(480.0, description="volts per unit pixel on the doubled inputs [+x, -x]")
+
+
+class NetworkConfig(_Strict):
+    """Layer sizes and device range; inputs (2 x pixels) and outputs (classes) come from the data."""
+
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [1024])
+    g_min: NonNegativeFloat = 0.0
+    g_max: PositiveFloat | None = Field(None, description="upper conductance bound (S, in g_unit); none if null")
+    init_gain: PositiveFloat | list[PositiveFloat] = Field(
+        1.0, description="half-Kaiming uniform init: G ~ U(-a, a) clipped to the range, a = gain/sqrt(n_pre)"
+    )
+    g_unit: PositiveFloat = 1.0
+    v_unit: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _range(self) -> NetworkConfig:
+        if any(n % 2 for n in self.hidden):
+            raise ValueError(f"every hidden layer needs an even size (half >= 0, half <= 0), got {self.hidden}")
+        if self.g_max is not None and self.g_max <= self.g_min:
+            raise ValueError(f"g_max ({self.g_max}) must exceed g_min ({self.g_min})")
+        if isinstance(self.init_gain, list) and len(self.init_gain) != len(self.hidden) + 1:
+            raise ValueError(f"init_gain needs one value per block ({len(self.hidden) + 1})")
+        return self
+
+
+class TrainConfig(_Strict):
+    """The EP schedule: what the controller does each batch and each epoch."""
+
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 4
+    beta: PositiveFloat = Field(1.0, description="nudge conductance to the target (S, in g_unit)")
+    centered: bool = Field(True, description="nudge at +beta and -beta (centered EP) instead of 0 and +beta")
+    eta: PositiveFloat | list[PositiveFloat] = Field(0.006, description="learning rate of the blocks, or one per block")
+    eta_bias: PositiveFloat | list[PositiveFloat] | None = Field(None, description="learning rate of the biases")
+    lr_decay: float = Field(0.99, gt=0.0, le=1.0, description="learning rates are multiplied by this each epoch")
+    n_samples: PositiveInt = Field(1, description="reads averaged per node per phase (N)")
+    checkpoint_every: PositiveInt = Field(1000, description="batches between checkpoints (and one per epoch)")
+    max_batches: PositiveInt | None = Field(None, description="stop each epoch after this many batches")
+
+
+class EvalConfig(_Strict):
+    batch_size: PositiveInt = 256
+    n_samples: PositiveInt | None = Field(None, description="reads per node at test time; default train.n_samples")
+
+
+class RunConfig(_Strict):
+    """One training run: the top level of a YAML config file."""
+
+    name: str = "run"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    crossbar: dict[str, Any] = Field(default_factory=lambda: {"kind": "twin"})
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _per_block_lists(self) -> RunConfig:
+        blocks = len(self.network.hidden) + 1
+        for key in ("eta", "eta_bias"):
+            value = getattr(self.train, key)
+            if isinstance(value, list) and len(value) != blocks:
+                raise ValueError(f"train.{key} needs one value per block ({blocks}), got {len(value)}")
+        if not isinstance(self.crossbar.get("kind", "twin"), str):
+            raise ValueError("crossbar.kind must be a string such as 'twin'")
+        return self
+
+
+def describe(error: ValidationError, source: str, prefix: str = "") -> str:
+    """One line: file, key path and what was expected, for the first error (and a count of the rest)."""
+    first = error.errors()[0]
+    loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(first["loc"]))
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in first and first["type"] != "missing":
+        msg += f" (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    tail = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
+    where = f"{source}: {loc}: " if loc else f"{source}: "
+    return where + msg + tail
+
+
+def validate_section(model: type[M], data: Any, source: str, prefix: str = "") -> M:
+    """Validate `data` against `model`; a failure is a ConfigError naming `source` and the key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, source, prefix)) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML mapping; missing or malformed files are ConfigErrors that name the file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Apply `key.path=value` overrides (values parsed as YAML) to a nested mapping."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def resolve_config_path(name: str) -> Path:
+    """A config given by path, or by the name of one shipped in hil.protocols/configs."""
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = resources.files("hil.protocols") / "configs" / (path.name if path.suffix else f"{name}.yaml")
+    if shipped.is_file():
+        return Path(str(shipped))
+    return path
+
+
+def load_config(name: str | Path, overrides: list[str] | None = None) -> tuple[RunConfig, dict[str, Any]]:
+    """Load, override and validate a run config; returns the model and the resolved raw mapping."""
+    path = resolve_config_path(str(name))
+    data = apply_overrides(read_yaml(path), overrides or [], str(path))
+    cfg = validate_section(RunConfig, data, str(path))
+    return cfg, cfg.model_dump(mode="json")

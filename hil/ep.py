@@ -1,0 +1,181 @@
+"""The EP controller: from measured voltages to new conductances, on any `Crossbar`.
+
+The gradient estimate of equilibrium propagation is, for two nudges beta_1 < beta_2,
+
+    grad = (dE/dtheta at s(beta_2) - dE/dtheta at s(beta_1)) / (beta_2 - beta_1)
+
+with `dE/dG_ij = 1/2 (u_i - v_j)^2` for a block between layers u and v and
+`dE/db = -s` for a bias (DESIGN.md, "EP through the interface").  Summed over
+the batch, the block term is a few rank-B products, so one `addmm_` per block
+applies it in place: no `(B, n_in, n_h)` tensor and a single pass over G.
+The controller sees `Measurement`s only: it cannot tell a twin from a board.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
+
+
+def initial_conductances(
+    topology: Topology, gains: list[float], generator: torch.Generator
+) -> dict[str, Tensor]:
+    """Half-Kaiming uniform blocks clipped to the device range (about half at g_min), zero biases.
+
+    This is the reference DRN's initialisation: U(-a, a) with a = gain / sqrt(n_pre).
+    """
+    g: dict[str, Tensor] = {}
+    for (name, (n_pre, n_post)), gain in zip(topology.blocks.items(), gains):
+        a = gain / math.sqrt(n_pre)
+        block = (torch.rand(n_pre, n_post, generator=generator) * 2.0 - 1.0) * a
+        g[name] = block.clamp_(topology.g_min, topology.g_max)
+    for name, n in topology.biases.items():
+        g[name] = torch.zeros(n)
+    return g
+
+
+def ep_step_(
+    params: dict[str, Tensor],
+    x: Tensor,
+    s1: list[Tensor],
+    s2: list[Tensor],
+    dbeta: float,
+    eta_w: list[float],
+    eta_b: list[float],
+) -> None:
+    """In place: `theta -= eta * grad` with grad the EP estimate from states s1 (beta_1) and s2 (beta_2).
+
+    `dbeta = beta_2 - beta_1`.  With eta = -1 on zero tensors this writes the
+    gradient estimate itself (see `ep_gradient`).
+    """
+    batch = x.shape[0]
+    first = [x, *s1]
+    second = [x, *s2]
+    for l in range(1, len(s1) + 1):
+        block = params[f"G{l}"]
+        u1, u2, v1, v2 = first[l - 1], second[l - 1], first[l], second[l]
+        dv = v2 - v1
+        half_dv2 = -0.5 * (v2 * v2 - v1 * v1).sum(dim=0, keepdim=True)
+        ones_pre = u1.new_ones(1, u1.shape[1])
+        if u1 is u2:  # clamped inputs: the u^2 terms cancel, u1 v1 - u2 v2 = u (v1 - v2)
+            left = torch.cat([u1, ones_pre])
+            right = torch.cat([dv, half_dv2])
+        else:
+            half_du2 = -0.5 * (u2 * u2 - u1 * u1).sum(dim=0, keepdim=True)
+            left = torch.cat([u2, u1, half_du2, ones_pre])
+            right = torch.cat([v2, -v1, torch.ones_like(half_dv2), half_dv2])
+        block.addmm_(left.T, right, alpha=eta_w[l - 1] / (batch * dbeta))
+        params[f"b{l}"].add_(dv.sum(dim=0), alpha=eta_b[l - 1] / (batch * dbeta))
+
+
+def ep_gradient(x: Tensor, s1: list[Tensor], s2: list[Tensor], dbeta: float, topology: Topology) -> dict[str, Tensor]:
+    """The EP gradient estimate itself (for tests and diagnostics)."""
+    grads = {name: x.new_zeros(shape) for name, shape in topology.parameter_shapes().items()}
+    ones = [-1.0] * topology.depth
+    ep_step_(grads, x, s1, s2, dbeta, ones, ones)
+    return grads
+
+
+@dataclass
+class BatchResult:
+    correct: int
+    loss: float
+    iterations: float
+    clipped: int
+
+
+class EPController:
+    """Runs EP on a crossbar: phases, N-sample reads, update, clip, program, evaluate."""
+
+    def __init__(
+        self,
+        crossbar: Crossbar,
+        *,
+        beta: float,
+        centered: bool,
+        n_samples: int,
+        eta_w: list[float],
+        eta_b: list[float],
+    ) -> None:
+        self.crossbar = crossbar
+        self.topology = crossbar.topology
+        self.beta = beta
+        self.centered = centered
+        self.n_samples = n_samples
+        self.eta_w = eta_w
+        self.eta_b = eta_b
+        self.params = crossbar.read_conductances()
+        self._like = self.params["G1"]
+
+    def __repr__(self) -> str:
+        return (
+            f"EPController(beta={self.beta}, centered={self.centered}, n_samples={self.n_samples}, "
+            f"eta_w={self.eta_w}, eta_b={self.eta_b})"
+        )
+
+    def program(self, g: dict[str, Tensor]) -> ProgramReport:
+        """Program the crossbar and adopt what it achieved as the controller's copy."""
+        report = self.crossbar.program(g, verify=True)
+        for name, achieved in report.achieved.items():
+            if achieved is not self.params.get(name):
+                self.params[name] = achieved.to(self._like).clone()
+        return report
+
+    def step(self, x: Tensor, target: Tensor, labels: Tensor, lr_scale: float = 1.0) -> BatchResult:
+        """One EP batch: free phase (prediction), nudged phase(s), update, program."""
+        xbar, n = self.crossbar, self.n_samples
+        free = xbar.measure(x, n_samples=n)
+        if self.centered:
+            s1 = xbar.measure(x, nudge=Nudge(-self.beta, target), n_samples=n)
+            s2 = xbar.measure(x, nudge=Nudge(self.beta, target), n_samples=n)
+            dbeta = 2.0 * self.beta
+        else:
+            s1 = free
+            s2 = xbar.measure(x, nudge=Nudge(self.beta, target), n_samples=n)
+            dbeta = self.beta
+        xl = x.to(self._like)
+        ep_step_(
+            self.params,
+            xl,
+            [v.to(self._like) for v in s1.voltages],
+            [v.to(self._like) for v in s2.voltages],
+            dbeta,
+            [e * lr_scale for e in self.eta_w],
+            [e * lr_scale for e in self.eta_b],
+        )
+        lo, hi = self.topology.g_min, self.topology.g_max
+        for name in self.topology.blocks:
+            self.params[name].clamp_(lo, hi)
+        report = self.program(self.params)
+        return BatchResult(
+            correct=_correct(free, labels),
+            loss=_loss(free, target),
+            iterations=sum(m.info.get("iterations", 0.0) for m in (free, s1, s2)) / 3.0,
+            clipped=report.n_clipped,
+        )
+
+    def evaluate(self, x: Tensor, labels: Tensor, batch_size: int, n_samples: int | None = None) -> tuple[int, float]:
+        """Correct predictions and summed loss of the free phase over a data set, read through `measure()`."""
+        correct, loss = 0, 0.0
+        n_out = self.topology.n_out
+        for i in range(0, len(labels), batch_size):
+            xb, yb = x[i : i + batch_size], labels[i : i + batch_size]
+            m = self.crossbar.measure(xb, n_samples=n_samples or self.n_samples)
+            correct += _correct(m, yb)
+            target = torch.nn.functional.one_hot(yb, n_out).to(m.output)
+            loss += _loss(m, target) * len(yb)
+        return correct, loss
+
+
+def _correct(m: Measurement, labels: Tensor) -> int:
+    return int((m.output.argmax(dim=1).cpu() == labels.cpu()).sum().item())
+
+
+def _loss(m: Measurement, target: Tensor) -> float:
+    """Mean over the batch of 1/2 |y - t|^2, the cost that EP descends."""
+    return float(0.5 * ((m.output - target.to(m.output)) ** 2).sum(dim=1).mean().item())

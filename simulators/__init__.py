@@ -1,0 +1,1 @@
+"""Software twin of the resistive network: solver, noise and device models, emulator."""
