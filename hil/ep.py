@@ -14,6 +14,7 @@ The controller sees `Measurement`s only: it cannot tell a twin from a board.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -159,12 +160,11 @@ class EPController:
             clipped=report.n_clipped,
         )
 
-    def evaluate(self, x: Tensor, labels: Tensor, batch_size: int, n_samples: int | None = None) -> tuple[int, float]:
-        """Correct predictions and summed loss of the free phase over a data set, read through `measure()`."""
+    def evaluate(self, batches: Iterable[tuple[Tensor, Tensor]], n_samples: int | None = None) -> tuple[int, float]:
+        """Correct predictions and summed loss of the free phase over (inputs, labels) batches, via `measure()`."""
         correct, loss = 0, 0.0
         n_out = self.topology.n_out
-        for i in range(0, len(labels), batch_size):
-            xb, yb = x[i : i + batch_size], labels[i : i + batch_size]
+        for xb, yb in batches:
             m = self.crossbar.measure(xb, n_samples=n_samples or self.n_samples)
             correct += _correct(m, yb)
             target = torch.nn.functional.one_hot(yb, n_out).to(m.output)

@@ -1,0 +1,273 @@
+"""What every hil-ep instrument shares: opening a link, cleanup by writes only, error checks.
+
+`SafeInstrument` is a mixin placed before pymeasure's `Instrument` in the bases.  It
+keeps the last value written to each source (so that shutdown ramps down without a
+single query), gives `_try` (write, log the failure, never raise) and
+`short_timeout`, checks the error queue after writes, and reconnects a dropped VISA
+session with back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+T = TypeVar("T")
+
+
+class InstrumentError(RuntimeError):
+    """The instrument reported an error in its queue, or answered something unreadable."""
+
+
+def ramp_steps(v0: float, v1: float, max_step: float) -> list[float]:
+    """Points from v0 (excluded) to v1 (included), no two more than `max_step` apart."""
+    n = max(1, math.ceil(abs(v1 - v0) / max_step - 1e-12)) if v1 != v0 else 0
+    return [v0 + (v1 - v0) * (k + 1) / n for k in range(n)]
+
+
+def strict_scan_list(value: Any, values: Any) -> str:
+    """Validate a list of channel numbers against `values` and format it as `(@101,102)`."""
+    channels = [value] if isinstance(value, (int, str)) else list(value)
+    if not channels:
+        raise ValueError("empty channel list")
+    allowed = set(values)
+    for ch in channels:
+        if int(ch) not in allowed:
+            raise ValueError(f"channel {ch} is not on this instrument")
+    return "(@" + ",".join(str(int(c)) for c in channels) + ")"
+
+
+class SafeInstrument:
+    """Mixin for pymeasure instruments: bookkeeping and safety shared by every hil-ep driver."""
+
+    #: timeout (s) of each write during shutdown; the station's `cleanup_timeout_s`
+    cleanup_timeout_s: float = 0.5
+    #: error-queue query; TSP instruments override it
+    error_query = "SYST:ERR?"
+
+    def _init_safe(self) -> None:
+        self.last_levels: dict[str, float] = {}
+        self.cleanup_failures: list[str] = []
+
+    # --- error queue --------------------------------------------------------------------
+    def _parse_error(self, reply: str) -> tuple[int, str]:
+        code, _, msg = reply.strip().partition(",")
+        try:
+            return int(float(code)), msg.strip().strip('"')
+        except ValueError:
+            raise InstrumentError(f"{self.name}: unreadable error-queue reply {reply!r}") from None
+
+    def check_errors(self, max_entries: int = 10) -> list[tuple[int, str]]:
+        """Get every entry of the error queue (up to max_entries) as (code, message); logs them."""
+        errors = []
+        for _ in range(max_entries):
+            code, msg = self._parse_error(self.ask(self.error_query))
+            if code == 0:
+                break
+            log.error("%s: error %d, %s", self.name, code, msg)
+            errors.append((code, msg))
+        return errors
+
+    def write_checked(self, command: str) -> None:
+        """Write, then read the error queue once; an error raises InstrumentError."""
+        self.write(command)
+        self.raise_errors(command)
+
+    def raise_errors(self, after: str) -> None:
+        code, msg = self._parse_error(self.ask(self.error_query))
+        if code != 0:
+            rest = self.check_errors()
+            more = f" (+{len(rest)} more)" if rest else ""
+            raise InstrumentError(f"{self.name}: {code}, {msg!r} after {after[:60]!r}{more}")
+
+    # --- cleanup -------------------------------------------------------------------------
+    @contextmanager
+    def short_timeout(self, seconds: float) -> Iterator[None]:
+        """Lower the VISA timeout for a block; the previous one comes back afterwards."""
+        conn = getattr(self.adapter, "connection", None)
+        old = getattr(conn, "timeout", None)
+        try:
+            if conn is not None:
+                conn.timeout = seconds * 1000.0
+        except Exception:  # a closed session may refuse even this
+            log.debug("%s: could not lower the timeout", self.name, exc_info=True)
+        try:
+            yield
+        finally:
+            try:
+                if conn is not None and old is not None:
+                    conn.timeout = old
+            except Exception:
+                log.debug("%s: could not restore the timeout", self.name, exc_info=True)
+
+    def _try(self, command: str | bytes) -> bool:
+        """Write without raising: a failure is logged and recorded, and the caller goes on."""
+        try:
+            if isinstance(command, bytes):
+                self.write_bytes(command)
+            else:
+                self.write(command)
+            return True
+        except Exception as exc:
+            what = command if isinstance(command, str) else f"<{len(command)} bytes>"
+            log.error("%s: could not send %r during cleanup: %s", self.name, what[:60], exc)
+            self.cleanup_failures.append(f"{self.name}: {what[:60]}: {exc}")
+            return False
+
+    def ramp_down_commands(self, max_step: float) -> Iterator[str | bytes]:
+        """Writes that take every source from its last written level to 0 V (override)."""
+        return iter(())
+
+    def output_off_commands(self) -> list[str | bytes]:
+        """Writes that switch every output off (override)."""
+        return []
+
+    def safe_shutdown(self, max_step: float, step_s: float = 0.0, deadline: float | None = None) -> bool:
+        """Ramp every source to 0 V and switch the outputs off, with writes only.
+
+        Stops ramping at the first failed write (a dead link would cost one timeout per
+        step) but still tries the outputs-off commands.  Returns True when all went out.
+        """
+        ok = True
+        with self.short_timeout(self.cleanup_timeout_s):
+            for cmd in self.ramp_down_commands(max_step):
+                if deadline is not None and time.monotonic() > deadline:
+                    log.error("%s: cleanup deadline reached while ramping down", self.name)
+                    ok = False
+                    break
+                if not self._try(cmd):
+                    ok = False
+                    break
+                if step_s:
+                    time.sleep(step_s)
+            for cmd in self.output_off_commands():
+                ok = self._try(cmd) and ok
+        if ok:
+            self.last_levels = {k: 0.0 for k in self.last_levels}
+        return ok
+
+    # --- transport -----------------------------------------------------------------------
+    def set_read_timeout(self, seconds: float) -> None:
+        conn = getattr(self.adapter, "connection", None)
+        if conn is not None:
+            conn.timeout = seconds * 1000.0
+
+    def read_timeout_s(self) -> float:
+        conn = getattr(self.adapter, "connection", None)
+        t = getattr(conn, "timeout", None)
+        return float(t) / 1000.0 if isinstance(t, (int, float)) else 0.0
+
+    @contextmanager
+    def timeout_for(self, duration_s: float) -> Iterator[None]:
+        """Raise the VISA timeout to cover an operation expected to last duration_s."""
+        old = self.read_timeout_s()
+        if old and duration_s * 1.5 + 1.0 > old:
+            self.set_read_timeout(duration_s * 1.5 + 1.0)
+            try:
+                yield
+            finally:
+                self.set_read_timeout(old)
+        else:
+            yield
+
+
+def parse_ascii(reply: str, expected: int, name: str) -> np.ndarray:
+    """Comma-separated numbers, checked for count."""
+    try:
+        values = np.array([float(v) for v in reply.strip().split(",") if v.strip()], dtype=np.float64)
+    except ValueError:
+        raise InstrumentError(f"{name}: unreadable data {reply[:60]!r}") from None
+    if values.size != expected:
+        raise InstrumentError(f"{name}: expected {expected} readings, got {values.size}")
+    return values
+
+
+def parse_ieee_block(raw: bytes, dtype: str, expected: int, name: str) -> np.ndarray:
+    """An IEEE 488.2 definite block `#<n><len><data>` (or `#0<data>` indefinite), checked for count."""
+    raw = raw.rstrip(b"\r\n") if raw[:2] == b"#0" else raw
+    if not raw.startswith(b"#"):
+        raise InstrumentError(f"{name}: expected a binary block, got {raw[:20]!r}")
+    n = int(raw[1:2])
+    if n == 0:
+        data = raw[2:]
+    else:
+        length = int(raw[2 : 2 + n])
+        data = raw[2 + n : 2 + n + length]
+        if len(data) != length:
+            raise InstrumentError(f"{name}: binary block truncated ({len(data)} of {length} bytes)")
+    values = np.frombuffer(data, dtype=dtype).astype(np.float64)
+    if values.size != expected:
+        raise InstrumentError(f"{name}: expected {expected} readings, got {values.size}")
+    return values
+
+
+def ieee_block(values: np.ndarray, dtype: str = "<f4") -> bytes:
+    """Encode values as an IEEE 488.2 definite-length block."""
+    data = np.asarray(values, dtype=dtype).tobytes()
+    length = str(len(data)).encode()
+    return b"#" + str(len(length)).encode() + length + data
+
+
+def read_binary(instrument: Any, dtype: str, expected: int) -> np.ndarray:
+    """Read one binary block reply of `expected` values of `dtype` (e.g. "<f4").
+
+    On a real VISA session pyvisa reads exactly the block's length (binary data may hold
+    the termination character); any other adapter (the protocol tests') hands the reply over
+    whole.
+    """
+    conn = getattr(instrument.adapter, "connection", None)
+    try:
+        import pyvisa.resources
+
+        is_visa = isinstance(conn, pyvisa.resources.MessageBasedResource)
+    except ImportError:  # pragma: no cover - pyvisa is a dependency of the lab extra
+        is_visa = False
+    if is_visa:
+        dt = np.dtype(dtype)
+        values = conn.read_binary_values(
+            datatype=dt.char, is_big_endian=dt.byteorder == ">", container=np.array, data_points=expected
+        )
+        values = np.asarray(values, dtype=np.float64)
+        if values.size != expected:
+            raise InstrumentError(f"{instrument.name}: expected {expected} readings, got {values.size}")
+        return values
+    return parse_ieee_block(instrument.read_bytes(-1), dtype, expected, instrument.name)
+
+
+def with_reconnect(instrument: Any, action: Callable[[], T], tries: int, base_delay_s: float = 0.2) -> T:
+    """Run `action`; on a dropped VISA session reopen it with exponential back-off and retry."""
+    delay = base_delay_s
+    for attempt in range(tries + 1):
+        try:
+            return action()
+        except (ConnectionError, OSError) as exc:
+            if attempt == tries:
+                raise
+            log.warning("%s: link dropped (%s); reconnecting in %.1f s", instrument.name, exc, delay)
+            time.sleep(delay)
+            delay *= 2
+            reopen = getattr(instrument.adapter, "reopen", None)
+            if reopen is not None:
+                try:
+                    reopen()
+                except Exception as exc2:  # try again after the next delay
+                    log.warning("%s: reconnect failed: %s", instrument.name, exc2)
+    raise AssertionError("unreachable")
+
+
+_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def numbers_in(command: str) -> list[float]:
+    """Every number in a command string (used by tests and by the dry run)."""
+    return [float(m) for m in _NUM.findall(command)]

@@ -1,0 +1,105 @@
+"""Throughput of the twin measured against this machine's own matmul speed, in one run.
+
+Numbers are printed, never asserted: wall-clock speed depends on the machine
+and on what else runs on it, so every figure comes with its ratio to a
+reference measured right then.  Useful work per training sample is counted as
+2 phases x 2 n_in n_h (the x @ G1 products) + 2 n_in n_h (the G1 update).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+import torch
+
+from hil.datasets import load_embedded, one_hot, to_voltages
+from hil.ep import EPController, initial_conductances
+from hil.interface import Topology
+from hil.registry import open_crossbar
+
+LAYERS = (1568, 1024, 10)
+
+
+def _rate(fn: Callable[[], int], seconds: float, warmup: int = 3) -> float:
+    """Items per second of `fn` (which returns how many items it did), timed over about `seconds`."""
+    for _ in range(warmup):
+        fn()
+    done, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        done += fn()
+    return done / elapsed
+
+
+def matmul_gflops(batch: int, seconds: float) -> float:
+    a = torch.randn(batch, LAYERS[0])
+    b = torch.rand(LAYERS[0], LAYERS[1])
+    out = torch.empty(batch, LAYERS[1])
+
+    def once() -> int:
+        torch.mm(a, b, out=out)
+        return 1
+
+    return _rate(once, seconds) * 2 * batch * LAYERS[0] * LAYERS[1] / 1e9
+
+
+def _controller(batch_seconds: float) -> tuple[EPController, torch.Tensor, torch.Tensor]:
+    topology = Topology(LAYERS)
+    xbar = open_crossbar(topology, {"kind": "twin"}, seed=0, source="hil bench")
+    xbar.program(initial_conductances(topology, [1.0, 1.0], torch.Generator().manual_seed(0)))
+    ctl = EPController(xbar, beta=1.0, centered=True, n_samples=1, eta_w=[0.006] * 2, eta_b=[0.006] * 2)
+    train, _ = load_embedded()
+    return ctl, to_voltages(train.images, 480.0), train.labels
+
+
+def train_rate(batch: int, seconds: float) -> float:
+    ctl, x, labels = _controller(seconds)
+    targets = one_hot(labels, 10)
+    pos = [0]
+
+    def once() -> int:
+        i = pos[0] % (len(labels) - batch)
+        pos[0] += batch
+        ctl.step(x[i : i + batch], targets[i : i + batch], labels[i : i + batch])
+        return batch
+
+    return _rate(once, seconds)
+
+
+def infer_rate(batch: int, seconds: float) -> float:
+    ctl, x, _ = _controller(seconds)
+    pos = [0]
+
+    def once() -> int:
+        i = pos[0] % (len(x) - batch)
+        pos[0] += batch
+        ctl.crossbar.measure(x[i : i + batch])
+        return batch
+
+    return _rate(once, seconds)
+
+
+def run(seconds: float = 3.0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every figure of `hil bench`, as one flat dict."""
+    say = progress or (lambda _msg: None)
+    useful = 3 * 2 * LAYERS[0] * LAYERS[1]
+    out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "layers": list(LAYERS)}
+    say("matmul")
+    out["matmul_b4_gflops"] = matmul_gflops(4, seconds)
+    out["matmul_b32_gflops"] = matmul_gflops(32, seconds)
+    for batch in (4, 32):
+        say(f"training, batch {batch}")
+        sps = train_rate(batch, seconds)
+        out[f"train_b{batch}_samples_per_s"] = sps
+        out[f"train_b{batch}_gflops_useful"] = sps * useful / 1e9
+        out[f"train_b{batch}_roofline_fraction"] = sps * useful / 1e9 / out[f"matmul_b{batch}_gflops"]
+    say("inference, batch 256")
+    out["infer_b256_samples_per_s"] = infer_rate(256, seconds)
+    for ep in entry_points(group="hil.benches"):
+        say(ep.name)
+        out.update(ep.load()(seconds))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out

@@ -1,0 +1,68 @@
+"""`hil`: the command line.  Only this module configures logging and turns errors into exit codes.
+
+Commands that live beside drivers or simulators (which `hil` must not import by
+name) register through the `hil.commands` entry-point group: each entry point
+is a function `register(app: typer.Typer) -> None`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib.metadata import entry_points
+
+import typer
+from rich.console import Console
+
+from hil.errors import UserError
+
+console = Console(stderr=True)
+
+app = typer.Typer(
+    name="hil",
+    help=(
+        "Train resistive networks with Equilibrium Propagation in the loop, on a lab board or on its "
+        "calibrated software twin.\n\n"
+        "Start here: `hil train quickstart` trains a small network on the twin with the MNIST subset "
+        "shipped in the package (a few minutes on a laptop). `hil runs list` shows what has run."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_builtin() -> None:
+    from hil.commands import bench, data, runs, train
+
+    for module in (train, runs, bench, data):
+        module.register(app)
+
+
+def _register_plugins() -> None:
+    for ep in entry_points(group="hil.commands"):
+        ep.load()(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `hil` console script: user errors are one line and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register_builtin()
+    _register_plugins()
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        raise

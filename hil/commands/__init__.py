@@ -1,0 +1,1 @@
+"""One module per `hil` command group; each exposes `register(app)`."""

@@ -1,0 +1,140 @@
+"""`hil train`: one EP training run on the twin or a board, stored and resumable."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hil.config import RunConfig, apply_overrides, load_config, read_yaml, resolve_config_path, validate_section
+from hil.errors import UserError
+from hil.registry import open_crossbar
+from hil.runner import Runner, StopRequested
+from hil.store import Store
+from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
+
+console = Console()
+
+
+class StoreHooks(TrainHooks):
+    """Persist a run to the store and show a progress bar with running accuracy and samples/s."""
+
+    def __init__(self, store: Store, run_id: str, runner: Runner, epochs: int, quiet: bool) -> None:
+        super().__init__()
+        self.store, self.run_id, self.runner, self.n_epochs = store, run_id, runner, epochs
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[of]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("acc {task.fields[acc]:.3f}"),
+            TextColumn("{task.fields[sps]:,.0f} samples/s"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=quiet,
+        )
+        self.task = None
+        self._sps = 0.0
+
+    def start(self, total_batches: int, done_batches: int, epoch: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=total_batches, completed=done_batches, epoch=epoch + 1, of=self.n_epochs, acc=0.0, sps=0.0
+        )
+
+    def batch(self, row: dict[str, Any], running_acc: float, samples_per_s: float) -> None:
+        self._sps = samples_per_s if not self._sps else 0.95 * self._sps + 0.05 * samples_per_s
+        self.progress.update(self.task, advance=1, acc=running_acc, sps=self._sps)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        super().epoch(row)
+        self.store.add_batches(self.run_id, row["pending"])
+        self.store.add_epoch(self.run_id, row)
+        self.progress.stop()
+        console.print(
+            f"epoch {row['epoch'] + 1}/{self.n_epochs}: train {row['train_acc']:.4f} "
+            f"test {row['test_acc']:.4f} loss {row['test_loss']:.4f} "
+            f"{row['samples_per_s']:,.0f}/s {row['wall_s']:.0f}s",
+            highlight=False,
+        )
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.store.save_checkpoint(self.run_id, state)
+        self.store.add_batches(self.run_id, state["tally"]["pending"])
+
+    def load(self) -> dict[str, Any] | None:
+        state = self.store.load_checkpoint(self.run_id)
+        if state is not None:
+            self.store.add_batches(self.run_id, state["tally"]["pending"])
+        return state
+
+    def should_stop(self) -> None:
+        self.runner.checkpoint()
+
+
+def train_command(
+    config: Annotated[str | None, typer.Argument(help="config YAML, or the name of a shipped one (quickstart, drn-1h-mnist)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key: --set train.epochs=3")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="data root with mnist/, fashion-mnist/, kmnist/ (or HIL_DATA_DIR)")] = None,
+    station: Annotated[str | None, typer.Option(help="train a board: station YAML (instruments, wiring, limits)")] = None,
+    workspace: Annotated[str | None, typer.Option(help="folder of the run store (default ./hil-runs or HIL_WORKSPACE)")] = None,
+    resume: Annotated[str | None, typer.Option(help="continue a stopped run from its last checkpoint")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train a network with Equilibrium Propagation; Ctrl-C stops at a checkpoint, --resume goes on."""
+    store = Store(workspace)
+    if resume:
+        run = store.run(resume)
+        run_id, raw = run["id"], run["config"]
+        cfg = validate_section(RunConfig, raw, f"run {run_id}")
+        if run["status"] == "completed":
+            raise UserError(f"run {run_id} has already completed")
+    else:
+        if config is None:
+            raise UserError("give a config file (e.g. `hil train quickstart`) or --resume RUN")
+        cfg, raw = _load(config, set_ or [], station)
+        run_id = None
+    data = prepare_data(cfg, data_dir)
+    topology = topology_for(cfg, data.train.images.shape[1])
+    source = config or f"run {run_id}"
+    if run_id is None:
+        run_id = store.create_run(cfg.name, raw, crossbar=cfg.crossbar.get("kind", "twin"))
+    else:
+        store.set_status(run_id, "running")
+    console.print(f"run [bold]{run_id}[/]  layers {topology.layers}  crossbar {cfg.crossbar.get('kind', 'twin')}  "
+                  f"store {store.path}", highlight=False)
+    with Runner() as runner:
+        try:
+            xbar = runner.attach(open_crossbar(topology, cfg.crossbar, seed=cfg.seed, source=source))
+            epochs = train(xbar, cfg, data, StoreHooks(store, run_id, runner, cfg.train.epochs, quiet))
+        except StopRequested as stop:
+            store.set_status(run_id, "interrupted")
+            console.print(f"{stop}; checkpoint saved. Continue with: hil train --resume {run_id}")
+            sys.exit(stop.exit_code)
+        except BaseException:
+            store.set_status(run_id, "failed")
+            raise
+    best = max((e["test_acc"] for e in epochs), default=None)
+    final = epochs[-1]["test_acc"] if epochs else None
+    store.set_status(run_id, "completed", {"final_test_acc": final, "best_test_acc": best})
+    if final is not None:
+        console.print(f"done: final test accuracy {final:.4f} (best {best:.4f}); details: hil runs show {run_id}")
+
+
+def _load(config: str, sets: list[str], station: str | None) -> tuple[RunConfig, dict[str, Any]]:
+    if station is None:
+        return load_config(config, sets)
+    path = resolve_config_path(config)
+    data = apply_overrides(read_yaml(path), sets, str(path))
+    data["crossbar"] = {"kind": "lab", "station": station}
+    cfg = validate_section(RunConfig, data, str(path))
+    return cfg, cfg.model_dump(mode="json")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)

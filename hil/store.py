@@ -1,0 +1,218 @@
+"""The run store: one SQLite database (WAL) per workspace, plus checkpoint files beside it.
+
+Short transactions, one writer per process, `busy_timeout` for the rest.  Metric
+rows are keyed by (run, epoch, batch) and written with INSERT OR REPLACE, so
+replaying the rows kept in a checkpoint after a kill neither loses nor
+duplicates a batch.  Checkpoints go to a temp file, are fsynced, then
+`os.replace`d over the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hil.errors import UserError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    created_s REAL NOT NULL, updated_s REAL NOT NULL, config TEXT NOT NULL,
+    code_version TEXT, crossbar TEXT, summary TEXT, parent TEXT
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, train_acc REAL, train_loss REAL,
+    test_acc REAL, test_loss REAL, lr_scale REAL, wall_s REAL, samples_per_s REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, batch INTEGER NOT NULL, size INTEGER,
+    correct INTEGER, loss REAL, iterations REAL, clipped INTEGER,
+    PRIMARY KEY (run_id, epoch, batch)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+    created_s REAL NOT NULL, PRIMARY KEY (run_id, name)
+);
+"""
+
+
+def code_version() -> str:
+    """The package version plus the git commit when running from a checkout."""
+    from hil import __version__
+
+    try:
+        here = Path(__file__).resolve().parent
+        sha = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return f"{__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get("HIL_WORKSPACE", "hil-runs"))
+
+
+class Store:
+    """Runs, their metrics and artifacts in `<workspace>/hil.db`; checkpoints in `<workspace>/runs/<id>/`."""
+
+    def __init__(self, workspace: Path | str | None = None) -> None:
+        self.workspace = Path(workspace) if workspace else default_workspace()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.path = self.workspace / "hil.db"
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # runs ------------------------------------------------------------------
+    def create_run(self, name: str, config: dict[str, Any], *, kind: str = "train",
+                   crossbar: str = "", parent: str | None = None, run_id: str | None = None) -> str:
+        run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, name, kind, "running", now, now, json.dumps(config), code_version(), crossbar, None, parent),
+            )
+        return run_id
+
+    def set_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status=?, updated_s=?, summary=COALESCE(?, summary) WHERE id=?",
+                (status, time.time(), json.dumps(summary) if summary is not None else None, run_id),
+            )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run by id, or by a unique prefix of its id; UserError if none or several match."""
+        rows = self._db.execute("SELECT * FROM runs WHERE id = ? OR id LIKE ?", (run_id, run_id + "%")).fetchall()
+        exact = [r for r in rows if r["id"] == run_id]
+        if exact:
+            rows = exact
+        if not rows:
+            raise UserError(f"{self.path}: no run {run_id!r} (see `hil runs list`)")
+        if len(rows) > 1:
+            raise UserError(f"{self.path}: {run_id!r} matches {len(rows)} runs; give more of the id")
+        return _row(rows[0])
+
+    def runs(self, kind: str | None = None, parent: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM runs WHERE 1=1", []
+        if kind:
+            query += " AND kind = ?"
+            args.append(kind)
+        if parent:
+            query += " AND parent = ?"
+            args.append(parent)
+        return [_row(r) for r in self._db.execute(query + " ORDER BY created_s", args)]
+
+    # metrics ---------------------------------------------------------------
+    def add_batches(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO batches VALUES (?,?,?,?,?,?,?,?)",
+                [(run_id, r["epoch"], r["batch"], r["size"], r["correct"], r["loss"], r["iterations"],
+                  r["clipped"]) for r in rows],
+            )
+
+    def add_epoch(self, run_id: str, row: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?,?)",
+                (run_id, row["epoch"], row["train_acc"], row["train_loss"], row["test_acc"], row["test_loss"],
+                 row["lr_scale"], row["wall_s"], row["samples_per_s"]),
+            )
+
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+
+    def batches(self, run_id: str) -> list[dict[str, Any]]:
+        cur = self._db.execute("SELECT * FROM batches WHERE run_id=? ORDER BY epoch, batch", (run_id,))
+        return [dict(r) for r in cur]
+
+    def put_artifact(self, run_id: str, name: str, kind: str, body: Any) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?)",
+                       (run_id, name, kind, json.dumps(body), time.time()))
+
+    def artifacts(self, run_id: str) -> dict[str, Any]:
+        cur = self._db.execute("SELECT name, body FROM artifacts WHERE run_id=?", (run_id,))
+        return {r["name"]: json.loads(r["body"]) for r in cur}
+
+    # checkpoints -----------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        path = self.workspace / "runs" / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> Path:
+        path = self.run_dir(run_id) / "checkpoint.pt"
+        atomic_torch_save(state, path)
+        return path
+
+    def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        path = self.workspace / "runs" / run_id / "checkpoint.pt"
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write `obj` so that `path` always holds either the old or the new file, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    out["config"] = json.loads(out["config"])
+    out["summary"] = json.loads(out["summary"]) if out["summary"] else None
+    return out

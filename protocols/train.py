@@ -1,0 +1,171 @@
+"""Training protocol: the EP schedule over epochs and batches, on whatever crossbar it is given.
+
+What to do lives here; how (twin or board) lives in the crossbar, and where the
+results go (SQLite and checkpoints, or memory for a sweep trial) in the
+`TrainHooks` passed in.  Shuffling uses a generator seeded from (seed, epoch),
+so the order of any epoch is known without saving generator state, and a
+resumed run replays exactly the batches that an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from hil.config import RunConfig
+from hil.datasets import Split, load, one_hot, to_voltages
+from hil.ep import EPController, initial_conductances
+from hil.interface import Crossbar, SupportsState, Topology
+
+N_CLASSES = 10
+
+
+@dataclass
+class TrainData:
+    train: Split
+    test: Split
+    input_gain: float
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return to_voltages(images, self.input_gain)
+
+
+def prepare_data(cfg: RunConfig, data_dir: str | None = None) -> TrainData:
+    train, test = load(cfg.data.dataset, cfg.data.root or data_dir)
+    return TrainData(train.subset(cfg.data.train_subset), test.subset(cfg.data.test_subset), cfg.data.input_gain)
+
+
+def topology_for(cfg: RunConfig, n_pixels: int) -> Topology:
+    net = cfg.network
+    return Topology(
+        layers=(2 * n_pixels, *net.hidden, N_CLASSES),
+        g_min=net.g_min,
+        g_max=net.g_max if net.g_max is not None else math.inf,
+        g_unit=net.g_unit,
+        v_unit=net.v_unit,
+    )
+
+
+def per_block(value: float | list[float] | None, n: int, default: list[float] | None = None) -> list[float]:
+    if value is None:
+        assert default is not None
+        return default
+    return list(value) if isinstance(value, list) else [float(value)] * n
+
+
+class TrainHooks:
+    """Where a training run reports to; the base class keeps epochs in memory only."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, Any]] = []
+
+    def start(self, total_batches: int, done_batches: int, epoch: int) -> None: ...
+
+    def batch(self, row: dict[str, Any], running_acc: float, samples_per_s: float) -> None: ...
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        self.epochs.append(row)
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+    def load(self) -> dict[str, Any] | None:
+        return None
+
+    def should_stop(self) -> None:
+        """Raise to stop at this batch boundary (after `save`)."""
+
+
+@dataclass
+class _EpochTally:
+    correct: int = 0
+    seen: int = 0
+    loss: float = 0.0
+    wall_s: float = 0.0
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | None = None) -> list[dict[str, Any]]:
+    """Train `xbar` with EP per `cfg`; returns one row per epoch (test accuracy included)."""
+    hooks = hooks or TrainHooks()
+    tc = cfg.train
+    depth = xbar.topology.depth
+    eta_w = per_block(tc.eta, depth)
+    eta_b = per_block(tc.eta_bias, depth, eta_w)
+    state = hooks.load()
+    if state is None:
+        gains = per_block(cfg.network.init_gain, depth)
+        xbar.program(initial_conductances(xbar.topology, gains, torch.Generator().manual_seed(cfg.seed)))
+        start_epoch, start_batch, tally = 0, 0, _EpochTally()
+    else:
+        xbar.program(state["params"])
+        if isinstance(xbar, SupportsState):
+            xbar.load_state_dict(state["crossbar"])
+        start_epoch, start_batch = state["epoch"], state["batch"]
+        tally = _EpochTally(**{**state["tally"], "pending": []})  # hooks.load replayed them
+    ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b)
+    n_train = len(data.train)
+    n_batches = math.ceil(n_train / tc.batch_size)
+    if tc.max_batches:
+        n_batches = min(n_batches, tc.max_batches)
+
+    def snapshot(epoch: int, batch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "batch": batch,
+            "params": {k: v.detach().cpu().clone() for k, v in ctl.params.items()},
+            "crossbar": xbar.state_dict() if isinstance(xbar, SupportsState) else {},
+            "tally": tally.__dict__.copy(),
+        }
+
+    for epoch in range(start_epoch, tc.epochs):
+        lr_scale = tc.lr_decay**epoch
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        first = start_batch if epoch == start_epoch else 0
+        if first == 0 and epoch != start_epoch:
+            tally = _EpochTally()
+        hooks.start(n_batches, first, epoch)
+        t_epoch = time.perf_counter() - tally.wall_s
+        for b in range(first, n_batches):
+            t0 = time.perf_counter()
+            idx = order[b * tc.batch_size : (b + 1) * tc.batch_size]
+            labels = data.train.labels[idx]
+            result = ctl.step(data.inputs(data.train.images[idx]), one_hot(labels, N_CLASSES), labels, lr_scale)
+            row = {"epoch": epoch, "batch": b, "size": len(idx), "correct": result.correct, "loss": result.loss,
+                   "iterations": result.iterations, "clipped": result.clipped}
+            tally.correct += result.correct
+            tally.seen += len(idx)
+            tally.loss += result.loss * len(idx)
+            tally.pending.append(row)
+            tally.wall_s = time.perf_counter() - t_epoch
+            hooks.batch(row, tally.correct / tally.seen, len(idx) / max(time.perf_counter() - t0, 1e-9))
+            if (b + 1) % tc.checkpoint_every == 0 and b + 1 < n_batches:
+                hooks.save(snapshot(epoch, b + 1))
+                tally.pending = []
+            hooks.should_stop()
+        train_wall = time.perf_counter() - t_epoch
+        correct, loss = ctl.evaluate(_batches(data, cfg.eval.batch_size), cfg.eval.n_samples)
+        row = {
+            "epoch": epoch,
+            "train_acc": tally.correct / max(tally.seen, 1),
+            "train_loss": tally.loss / max(tally.seen, 1),
+            "test_acc": correct / len(data.test),
+            "test_loss": loss / len(data.test),
+            "lr_scale": lr_scale,
+            "wall_s": train_wall,
+            "samples_per_s": tally.seen / max(train_wall, 1e-9),
+            "pending": tally.pending,
+        }
+        tally = _EpochTally()
+        hooks.epoch(row)
+        hooks.save(snapshot(epoch + 1, 0))
+        hooks.should_stop()
+    return hooks.epochs
+
+
+def _batches(data: TrainData, batch_size: int):
+    for i in range(0, len(data.test), batch_size):
+        yield data.inputs(data.test.images[i : i + batch_size]), data.test.labels[i : i + batch_size]
