@@ -44,25 +44,29 @@ def _register_plugins() -> None:
         ep.load()(app)
 
 
+_registered = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hil` console script: user errors are one line and exit code 2."""
+    global _registered
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _register_builtin()
-    _register_plugins()
+    if not _registered:
+        _register_builtin()
+        _register_plugins()
+        _registered = True
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except UserError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-        raise
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument (exit 2)
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -31,7 +31,7 @@ def initial_conductances(
     This is the reference DRN's initialisation: U(-a, a) with a = gain / sqrt(n_pre).
     """
     g: dict[str, Tensor] = {}
-    for (name, (n_pre, n_post)), gain in zip(topology.blocks.items(), gains):
+    for (name, (n_pre, n_post)), gain in zip(topology.blocks.items(), gains, strict=True):
         a = gain / math.sqrt(n_pre)
         block = (torch.rand(n_pre, n_post, generator=generator) * 2.0 - 1.0) * a
         g[name] = block.clamp_(topology.g_min, topology.g_max)

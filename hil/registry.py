@@ -18,11 +18,24 @@ def crossbar_kinds() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group="hil.crossbars")}
 
 
-def open_crossbar(topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> Crossbar:
-    """Build the crossbar that a config's `crossbar:` section names; unknown kinds name the choices."""
+def _crossbar_class(spec: dict[str, Any], source: str) -> Any:
     kinds = crossbar_kinds()
     kind = spec.get("kind", "twin")
     if kind not in kinds:
         raise ConfigError(f"{source}: crossbar.kind: unknown kind {kind!r}; expected one of {', '.join(sorted(kinds))}")
-    cls = kinds[kind].load()
-    return cls.from_spec(topology, spec, seed=seed, source=source)
+    return kinds[kind].load()
+
+
+def check_crossbar(spec: dict[str, Any], source: str) -> None:
+    """Validate a `crossbar:` section without opening anything (no instrument is touched).
+
+    A crossbar class may offer `check_spec(spec, source)`; one that does not is checked when opened.
+    """
+    cls = _crossbar_class(spec, source)
+    if hasattr(cls, "check_spec"):
+        cls.check_spec(spec, source)
+
+
+def open_crossbar(topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> Crossbar:
+    """Build the crossbar that a config's `crossbar:` section names; unknown kinds name the choices."""
+    return _crossbar_class(spec, source).from_spec(topology, spec, seed=seed, source=source)

@@ -98,7 +98,8 @@ class DRNSolver:
         check = self.fixed_iterations is None
         residual = float("nan")
         converged = not check
-        for it in range(1, n_iter + 1):
+        it = 0
+        for it in range(1, n_iter + 1):  # noqa: B007 - `it` is reported below
             delta = 0.0
             for group in groups:
                 for l in group:

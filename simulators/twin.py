@@ -69,6 +69,10 @@ class TwinCrossbar:
         """Build from a config's `crossbar:` section; errors name `source` and the key."""
         return cls(topology, validate_section(TwinConfig, spec, source, prefix="crossbar"), seed=seed)
 
+    @staticmethod
+    def check_spec(spec: dict[str, Any], source: str) -> None:
+        validate_section(TwinConfig, spec, source, prefix="crossbar")
+
     def __repr__(self) -> str:
         return f"TwinCrossbar(layers={self.topology.layers}, {self.config!r}, solver={self.solver!r})"
 

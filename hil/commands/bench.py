@@ -27,7 +27,9 @@ _LABELS = {
 
 def bench_command(
     seconds: Annotated[float, typer.Option(help="seconds per measurement")] = 3.0,
-    as_json: Annotated[bool, typer.Option("--json", help="also print every figure as one JSON object (last line)")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="also print every figure as one JSON object (last line)")
+    ] = False,
 ) -> None:
     """Measure training and inference throughput of the twin and the machine's matmul roofline."""
     with console.status("benchmarking") as status:

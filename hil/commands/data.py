@@ -16,7 +16,9 @@ data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 
 @data_app.command("check")
 def check(
-    data_dir: Annotated[str | None, typer.Option(help="data root (or HIL_DATA_DIR); 'embedded' for the shipped subset")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="data root (or HIL_DATA_DIR); 'embedded' for the shipped subset")
+    ] = None,
     dataset: Annotated[list[str] | None, typer.Option(help="datasets to check (default: all found)")] = None,
 ) -> None:
     """Read every split of each dataset and report sizes and the training-pixel mean."""

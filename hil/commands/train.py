@@ -9,12 +9,19 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hil.config import RunConfig, apply_overrides, load_config, read_yaml, resolve_config_path, validate_section
+from hil.config import (
+    RunConfig,
+    apply_overrides,
+    load_config,
+    read_yaml,
+    resolve_config_path,
+    validate_section,
+)
 from hil.errors import UserError
-from hil.registry import open_crossbar
+from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
+from hil.registry import check_crossbar, open_crossbar
 from hil.runner import Runner, StopRequested
 from hil.store import Store
-from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
 
 console = Console()
 
@@ -78,11 +85,19 @@ class StoreHooks(TrainHooks):
 
 
 def train_command(
-    config: Annotated[str | None, typer.Argument(help="config YAML, or the name of a shipped one (quickstart, drn-1h-mnist)")] = None,
+    config: Annotated[
+        str | None, typer.Argument(help="config YAML, or the name of a shipped one (quickstart, drn-1h-mnist)")
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key: --set train.epochs=3")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="data root with mnist/, fashion-mnist/, kmnist/ (or HIL_DATA_DIR)")] = None,
-    station: Annotated[str | None, typer.Option(help="train a board: station YAML (instruments, wiring, limits)")] = None,
-    workspace: Annotated[str | None, typer.Option(help="folder of the run store (default ./hil-runs or HIL_WORKSPACE)")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="data root with mnist/, fashion-mnist/, kmnist/ (or HIL_DATA_DIR)")
+    ] = None,
+    station: Annotated[
+        str | None, typer.Option(help="train a board: station YAML (instruments, wiring, limits)")
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="folder of the run store (default ./hil-runs or HIL_WORKSPACE)")
+    ] = None,
     resume: Annotated[str | None, typer.Option(help="continue a stopped run from its last checkpoint")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
@@ -99,9 +114,10 @@ def train_command(
             raise UserError("give a config file (e.g. `hil train quickstart`) or --resume RUN")
         cfg, raw = _load(config, set_ or [], station)
         run_id = None
+    source = str(resolve_config_path(config)) if config else f"run {run_id}"
+    check_crossbar(cfg.crossbar, source)
     data = prepare_data(cfg, data_dir)
     topology = topology_for(cfg, data.train.images.shape[1])
-    source = config or f"run {run_id}"
     if run_id is None:
         run_id = store.create_run(cfg.name, raw, crossbar=cfg.crossbar.get("kind", "twin"))
     else:
