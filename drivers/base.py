@@ -194,12 +194,14 @@ def parse_ascii(reply: str, expected: int, name: str) -> np.ndarray:
 
 def parse_ieee_block(raw: bytes, dtype: str, expected: int, name: str) -> np.ndarray:
     """An IEEE 488.2 definite block `#<n><len><data>` (or `#0<data>` indefinite), checked for count."""
-    raw = raw.rstrip(b"\r\n") if raw[:2] == b"#0" else raw
     if not raw.startswith(b"#"):
         raise InstrumentError(f"{name}: expected a binary block, got {raw[:20]!r}")
     n = int(raw[1:2])
-    if n == 0:
+    if n == 0:  # indefinite length: the data runs to the terminator
         data = raw[2:]
+        itemsize = np.dtype(dtype).itemsize
+        while len(data) % itemsize and data[-1:] in (b"\n", b"\r"):
+            data = data[:-1]
     else:
         length = int(raw[2 : 2 + n])
         data = raw[2 + n : 2 + n + length]

@@ -215,7 +215,7 @@ class Station(_Strict):
         if isinstance(prog, BoardProgramming):
             need(prog.instrument, "conductances.instrument", ("conductance_board",))
         else:
-            need(parse_ref(prog.smu)[0], "conductances.smu", ("keithley2600", "keithley2450"))
+            need(parse_ref(prog.smu)[0], "conductances.smu", ("keithley2600",))
             need(prog.matrix, "conductances.matrix", SWITCH_KINDS)
             if self.limits.pulse_v_abs_max is None:
                 raise ValueError("limits.pulse_v_abs_max is required with pulse programming")

@@ -1,0 +1,58 @@
+"""`hil instruments`: what pyvisa sees, and a check of a station file against the bench.
+
+Registered through the `hil.commands` entry point (`register(app)`), so that `hil`
+never imports `hil.drivers` by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `instruments` sub-command group to the `hil` application."""
+    group = typer.Typer(
+        name="instruments",
+        help="Lab instruments: list what pyvisa sees, check a station file against the bench.",
+        no_args_is_help=True,
+    )
+
+    @group.command("list")
+    def list_instruments(
+        backend: Annotated[str, typer.Option(help="pyvisa backend: @py (pyvisa-py), @ivi, or FILE.yaml@sim")] = "@py",
+        query: Annotated[str, typer.Option(help="VISA resource pattern")] = "?*::INSTR",
+    ) -> None:
+        """List the VISA resources the backend finds (TCP sockets are never listed: name them in a station)."""
+        import pyvisa
+
+        rm = pyvisa.ResourceManager(backend)
+        try:
+            found = rm.list_resources(query)
+        finally:
+            rm.close()
+        if not found:
+            typer.echo(f"no VISA resources found with backend {backend} ({query})")
+        for name in found:
+            typer.echo(name)
+
+    @group.command("check")
+    def check(
+        station: Annotated[Path, typer.Argument(help="station file (YAML)")],
+    ) -> None:
+        """Connect to every instrument of a station: *IDN?, error queues, limits, and a dry run of the wiring.
+
+        Nothing is configured or switched on: only queries are sent.
+        """
+        from hil.drivers.lab import check_station
+
+        for line in check_station(station):
+            typer.echo(line)
+
+    app.add_typer(group, name="instruments")

@@ -1,0 +1,131 @@
+"""Keithley 2400 SourceMeter: pymeasure's class, wrapped with strict limits and buffered reads.
+
+Buffered reads use the `TRAC` buffer with `FORM:DATA REAL,32` (binary, `#0` header).
+Trap: `TRAC:POIN` clamps at 1024 while `TRIG:COUN` does not, so a read of N samples
+is done in chunks of at most 1024: two transactions per chunk (one write that arms
+the buffer and triggers, one binary query), i.e. 2 for every N <= 1024.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
+
+from hil.drivers.base import SafeInstrument, parse_ascii, ramp_steps, read_binary
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+#: points the 2400 TRAC buffer really holds per fill
+TRACE_CHUNK = 1024
+
+
+class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
+    """Keithley 2400: one channel (`""`), as a voltage source or as a voltmeter."""
+
+    source_voltage = Instrument.setting(
+        ":SOUR:VOLT %g",
+        """Set the DC voltage level (float, V, strictly within the station's |V| limit).""",
+        validator=strict_range,
+        values=[-1.0, 1.0],
+        dynamic=True,
+    )
+    source_voltage_range = Instrument.setting(
+        ":SOUR:VOLT:RANG %g",
+        """Set the voltage source range (float, V, 0.2..210).""",
+        validator=strict_range,
+        values=[0.2, 210.0],
+    )
+    compliance_current = Instrument.setting(
+        ":SENS:CURR:PROT %g",
+        """Set the current compliance (float, A, strictly within the station's compliance).""",
+        validator=strict_range,
+        values=[1e-9, 1.05],
+        dynamic=True,
+    )
+    output_enabled = Instrument.setting(
+        ":OUTP %s",
+        """Set the output on (True) or off (False).""",
+        validator=strict_discrete_set,
+        values={True: "ON", False: "OFF"},
+        map_values=True,
+    )
+    voltage_nplc = Instrument.setting(
+        ":SENS:VOLT:NPLC %g",
+        """Set the voltage integration time (float, power-line cycles, 0.01..10).""",
+        validator=strict_range,
+        values=[0.01, 10.0],
+    )
+
+    def __init__(self, adapter, name: str = "Keithley 2400", binary: bool = True, **kwargs) -> None:
+        super().__init__(adapter, name, **kwargs)
+        self._init_safe()
+        self.binary = binary
+
+    def reset_data_format(self) -> None:
+        """Nothing here: pymeasure calls this from __init__, and hil-ep sends nothing before configure()."""
+
+    def identify(self) -> str:
+        """Get the identification string (*IDN?)."""
+        return self.ask("*IDN?").strip()
+
+    def configure(self) -> None:
+        """Set the data format of buffered reads: voltage only, REAL32 little-endian or ASCII."""
+        fmt = ":FORM:DATA REAL,32;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC"
+        self.write(f":FORM:ELEM VOLT;{fmt}")
+        self.raise_errors("format")
+
+    def configure_source(self, channels: list[str], v_max: float, compliance_a: float) -> None:
+        """Voltage source at 0 V, range and compliance from the station, output on."""
+        self.source_voltage_values = [-v_max, v_max]
+        self.compliance_current_values = [1e-9, compliance_a]
+        self.write(":SOUR:FUNC VOLT;:SOUR:VOLT:MODE FIXED")
+        self.source_voltage_range = max(0.2, v_max)
+        self.compliance_current = compliance_a
+        self.source_voltage = 0.0
+        self.output_enabled = True
+        self.last_levels[""] = 0.0
+        self.raise_errors("configure_source")
+
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
+        """Voltmeter: source 0 A with |V| compliance v_max, measure V."""
+        self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT {v_max:g}')
+        self.voltage_nplc = nplc
+        self.output_enabled = True
+        self.raise_errors("configure_reads")
+
+    def apply_levels(self, levels: dict[str, float]) -> None:
+        for ch, v in levels.items():
+            if ch != "":
+                raise ValueError(f"{self.name} has a single channel, not {ch!r}")
+            self.source_voltage = v
+            self.last_levels[""] = v
+
+    def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
+        """n readings through the TRAC buffer in chunks of <= 1024; returns `(n, 1)` (V)."""
+        strict_range(n, [1, 1_000_000])
+        out = []
+        for k in range(math.ceil(n / TRACE_CHUNK)):
+            c = min(TRACE_CHUNK, n - k * TRACE_CHUNK)
+            self.write(f":TRAC:CLE;:TRAC:POIN {c};:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN {c};:INIT;*WAI")
+            self.write(":TRAC:DATA?")
+            out.append(read_binary(self, "<f4", c) if self.binary else parse_ascii(self.read(), c, self.name))
+        return np.concatenate(out).reshape(n, 1)
+
+    def ramp_down_commands(self, max_step: float) -> Iterator[str]:
+        for v in ramp_steps(self.last_levels.get("", 0.0), 0.0, max_step):
+            yield f":SOUR:VOLT {v:g}"
+
+    def output_off_commands(self) -> list[str]:
+        return [":OUTP OFF"]
+
+    def shutdown(self) -> None:
+        """Ramp to 0 V from the last level written and switch the output off, with writes only."""
+        self.safe_shutdown(max_step=0.1)
+        self.isShutdown = True

@@ -1,0 +1,123 @@
+"""Keithley 2450 SourceMeter (SCPI): pymeasure's class, wrapped with strict limits and TRAC reads.
+
+An N-sample read is two transactions whatever N: one write that sizes and clears
+`defbuffer1`, sets the count and fills it (`TRAC:TRIG`), and one binary query of the
+readings (`FORM:DATA SRE`, single-precision little-endian).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2450 as _PymeasureKeithley2450
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
+
+from hil.drivers.base import SafeInstrument, parse_ascii, ramp_steps, read_binary
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+#: readings defbuffer1 can be sized to on a 2450 (standard reading buffer)
+BUFFER_MAX = 100_000
+
+
+class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
+    """Keithley 2450: one channel (`""`), as a voltage source or a voltmeter."""
+
+    source_voltage = Instrument.setting(
+        ":SOUR:VOLT %g",
+        """Set the DC voltage level (float, V, strictly within the station's |V| limit).""",
+        validator=strict_range,
+        values=[-1.0, 1.0],
+        dynamic=True,
+    )
+    source_voltage_range = Instrument.setting(
+        ":SOUR:VOLT:RANG %g",
+        """Set the voltage source range (float, V, 0.02..200).""",
+        validator=strict_range,
+        values=[0.02, 200.0],
+    )
+    compliance_current = Instrument.setting(
+        ":SOUR:VOLT:ILIM %g",
+        """Set the current limit of the voltage source (float, A, strictly within the station's compliance).""",
+        validator=strict_range,
+        values=[1e-9, 1.05],
+        dynamic=True,
+    )
+    output_enabled = Instrument.setting(
+        ":OUTP %s",
+        """Set the output on (True) or off (False).""",
+        validator=strict_discrete_set,
+        values={True: "ON", False: "OFF"},
+        map_values=True,
+    )
+    voltage_nplc = Instrument.setting(
+        ":SENS:VOLT:NPLC %g",
+        """Set the voltage integration time (float, power-line cycles, 0.01..10).""",
+        validator=strict_range,
+        values=[0.01, 10.0],
+    )
+
+    def __init__(self, adapter, name: str = "Keithley 2450", binary: bool = True, **kwargs) -> None:
+        super().__init__(adapter, name, **kwargs)
+        self._init_safe()
+        self.binary = binary
+
+    def identify(self) -> str:
+        """Get the identification string (*IDN?)."""
+        return self.ask("*IDN?").strip()
+
+    def configure(self) -> None:
+        """Set the format of buffered reads: single-precision little-endian, or ASCII."""
+        self.write(":FORM:DATA SRE;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC")
+        self.raise_errors("format")
+
+    def configure_source(self, channels: list[str], v_max: float, compliance_a: float) -> None:
+        """Voltage source at 0 V, range and current limit from the station, output on."""
+        self.source_voltage_values = [-v_max, v_max]
+        self.compliance_current_values = [1e-9, compliance_a]
+        self.write(":SOUR:FUNC VOLT")
+        self.source_voltage_range = max(0.02, v_max)
+        self.compliance_current = compliance_a
+        self.source_voltage = 0.0
+        self.output_enabled = True
+        self.last_levels[""] = 0.0
+        self.raise_errors("configure_source")
+
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
+        """Voltmeter: source 0 A with a |V| limit of v_max, measure V."""
+        self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM {v_max:g};:SENS:FUNC "VOLT"')
+        self.voltage_nplc = nplc
+        self.output_enabled = True
+        self.raise_errors("configure_reads")
+
+    def apply_levels(self, levels: dict[str, float]) -> None:
+        for ch, v in levels.items():
+            if ch != "":
+                raise ValueError(f"{self.name} has a single channel, not {ch!r}")
+            self.source_voltage = v
+            self.last_levels[""] = v
+
+    def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
+        """n readings into defbuffer1, fetched at once; returns `(n, 1)` (V)."""
+        strict_range(n, [1, BUFFER_MAX])
+        self.write(f':TRAC:POIN {max(n, 10)},"defbuffer1";:TRAC:CLE "defbuffer1";:COUN {n};'
+                   ':TRAC:TRIG "defbuffer1";*WAI')
+        self.write(f':TRAC:DATA? 1,{n},"defbuffer1",READ')
+        values = read_binary(self, "<f4", n) if self.binary else parse_ascii(self.read(), n, self.name)
+        return values.reshape(n, 1)
+
+    def ramp_down_commands(self, max_step: float) -> Iterator[str]:
+        for v in ramp_steps(self.last_levels.get("", 0.0), 0.0, max_step):
+            yield f":SOUR:VOLT {v:g}"
+
+    def output_off_commands(self) -> list[str]:
+        return [":OUTP OFF"]
+
+    def shutdown(self) -> None:
+        """Ramp to 0 V from the last level written and switch the output off, with writes only."""
+        self.safe_shutdown(max_step=0.1)
+        self.isShutdown = True

@@ -1,0 +1,90 @@
+"""Keithley DAQ6510 (SCPI): pymeasure's class, wrapped with a binary scan read.
+
+A read of N samples on k channels is two transactions whatever N: one write that
+clears `defbuffer1`, sets the scan count to N and runs it, and one binary query of the
+N*k readings (`FORM:DATA SRE`, single-precision little-endian).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import KeithleyDAQ6510 as _PymeasureDAQ6510
+from pymeasure.instruments.validators import strict_range
+
+from hil.drivers.base import InstrumentError, SafeInstrument, parse_ascii, read_binary, strict_scan_list
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+CHANNELS = [100 * s + c for s in (1, 2) for c in range(1, 61)]
+
+
+class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
+    """Keithley DAQ6510 with a 7700-series multiplexer: DC volts scan into defbuffer1."""
+
+    buffer_readings = 7_000_000
+    plc_s = 0.02
+
+    scan_count = Instrument.setting(
+        ":ROUT:SCAN:COUN:SCAN %d",
+        """Set the number of scans per run (int, 1..100000).""",
+        validator=strict_range,
+        values=[1, 100_000],
+    )
+
+    def __init__(self, adapter, name: str = "Keithley DAQ6510", binary: bool = True, **kwargs) -> None:
+        super().__init__(adapter, name, **kwargs)
+        self._init_safe()
+        self.binary = binary
+        self.channels: list[int] = []
+        self.nplc = 1.0
+
+    def identify(self) -> str:
+        """Get the identification string (*IDN?)."""
+        return self.ask("*IDN?").strip()
+
+    def configure(self) -> None:
+        """Set the format of buffered reads: single-precision little-endian, or ASCII."""
+        self.write(":FORM:DATA SRE;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC")
+        self.raise_errors("format")
+
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
+        """DC volts with nplc on every channel, and a scan of them."""
+        chans = [int(c) for c in channels]
+        lst = strict_scan_list(chans, CHANNELS)
+        rng = 0.1 if v_max <= 0.1 else 1.0 if v_max <= 1.0 else 10.0 if v_max <= 10.0 else 100.0
+        self.write(f':SENS:FUNC "VOLT:DC",{lst};:SENS:VOLT:RANG {rng:g},{lst};:SENS:VOLT:NPLC {nplc:g},{lst};'
+                   f":ROUT:SCAN:CRE {lst}")
+        self.raise_errors("configure_reads")
+        self.channels = chans
+        self.nplc = nplc
+
+    def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
+        """n scans; returns `(n, k)` (V) in the order of `channels`."""
+        chans = [int(c) for c in channels]
+        missing = set(chans) - set(self.channels)
+        if missing:
+            raise InstrumentError(f"{self.name}: channels {sorted(missing)} are not in the scan")
+        k = len(self.channels)
+        strict_range(n * k, [1, self.buffer_readings])
+        self.write(f':TRAC:CLE "defbuffer1";:ROUT:SCAN:COUN:SCAN {int(n)};:INIT;*WAI')
+        with self.timeout_for(n * k * (self.nplc * self.plc_s + 0.002)):
+            self.write(f':TRAC:DATA? 1,{n * k},"defbuffer1",READ')
+            if self.binary:
+                values = read_binary(self, "<f4", n * k)
+            else:
+                values = parse_ascii(self.read(), n * k, self.name)
+        index = [self.channels.index(c) for c in chans]
+        return values.reshape(n, k)[:, index]
+
+    def output_off_commands(self) -> list[str]:
+        return [":ABOR"]
+
+    def shutdown(self) -> None:
+        """Abort a scan in progress (write only)."""
+        with self.short_timeout(self.cleanup_timeout_s):
+            self._try(":ABOR")
+        self.isShutdown = True

@@ -1,0 +1,72 @@
+"""Protocol tests of the Keithley 2400 driver: chunked TRAC reads, strict levels, write-only shutdown."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hilep_driver_helpers import block0
+from pymeasure.test import expected_protocol
+
+from hil.drivers.keithley_2400 import TRACE_CHUNK, Keithley2400
+
+NOERR = ("SYST:ERR?", '0,"No error"')
+
+
+def test_configure_format():
+    with expected_protocol(Keithley2400, [(":FORM:ELEM VOLT;:FORM:DATA REAL,32;:FORM:BORD SWAP", None),
+                                          NOERR]) as smu:
+        smu.configure()
+
+
+def test_configure_source_then_level():
+    pairs = [(":SOUR:FUNC VOLT;:SOUR:VOLT:MODE FIXED", None), (":SOUR:VOLT:RANG 1", None),
+             (":SENS:CURR:PROT 0.0001", None), (":SOUR:VOLT 0", None), (":OUTP ON", None), NOERR,
+             (":SOUR:VOLT 0.5", None)]
+    with expected_protocol(Keithley2400, pairs) as smu:
+        smu.configure_source([""], 1.0, 1e-4)
+        smu.apply_levels({"": 0.5})
+        with pytest.raises(ValueError):
+            smu.apply_levels({"": 1.01})
+        with pytest.raises(ValueError):
+            smu.compliance_current = 2e-4
+
+
+def test_configure_voltmeter():
+    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2', None),
+             (":SENS:VOLT:NPLC 1", None), (":OUTP ON", None), NOERR]
+    with expected_protocol(Keithley2400, pairs) as smu:
+        smu.configure_reads([""], 2.0, 1.0)
+
+
+def _read_pairs(n: int, data: np.ndarray) -> list:
+    pairs = []
+    for k in range(math.ceil(n / TRACE_CHUNK)):
+        c = min(TRACE_CHUNK, n - k * TRACE_CHUNK)
+        pairs.append((f":TRAC:CLE;:TRAC:POIN {c};:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN {c};:INIT;*WAI",
+                      None))
+        pairs.append((":TRAC:DATA?", block0(data[k * TRACE_CHUNK: k * TRACE_CHUNK + c])))
+    return pairs
+
+
+def test_n_sample_read_chunks_at_1024(n_samples):
+    """TRAC:POIN clamps at 1024: two transactions per chunk of <= 1024 readings, never a larger TRIG:COUN."""
+    n = n_samples
+    data = np.linspace(0, 1, n)
+    pairs = _read_pairs(n, data)
+    with expected_protocol(Keithley2400, pairs) as smu:
+        out = smu.read_voltages([""], n)
+    np.testing.assert_allclose(out[:, 0], data.astype(np.float32))
+    assert len(pairs) == 2 * math.ceil(n / 1024)  # 2 for N = 1 and 100, 10 for N = 5000
+    assert all(f"TRIG:COUN {c}" not in p[0] for p in pairs for c in range(1025, 5001))
+
+
+def test_shutdown_ramps_down_and_switches_off():
+    pairs = [(":SOUR:FUNC VOLT;:SOUR:VOLT:MODE FIXED", None), (":SOUR:VOLT:RANG 1", None),
+             (":SENS:CURR:PROT 0.0001", None), (":SOUR:VOLT 0", None), (":OUTP ON", None), NOERR,
+             (":SOUR:VOLT -0.2", None), (":SOUR:VOLT -0.1", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None)]
+    with expected_protocol(Keithley2400, pairs) as smu:
+        smu.configure_source([""], 1.0, 1e-4)
+        smu.apply_levels({"": -0.2})
+        smu.shutdown()

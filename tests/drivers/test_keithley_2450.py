@@ -1,0 +1,56 @@
+"""Protocol tests of the Keithley 2450 driver: defbuffer1 reads in two transactions whatever N."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hilep_driver_helpers import block
+from pymeasure.test import expected_protocol
+
+from hil.drivers.keithley_2450 import Keithley2450
+
+NOERR = ("SYST:ERR?", '0,"No error"')
+SOURCE = [(":SOUR:FUNC VOLT", None), (":SOUR:VOLT:RANG 1", None), (":SOUR:VOLT:ILIM 0.0001", None),
+          (":SOUR:VOLT 0", None), (":OUTP ON", None), NOERR]
+
+
+def test_configure():
+    with expected_protocol(Keithley2450, [(":FORM:DATA SRE;:FORM:BORD SWAP", None), NOERR, *SOURCE]) as smu:
+        smu.configure()
+        smu.configure_source([""], 1.0, 1e-4)
+
+
+def test_configure_voltmeter():
+    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM 1;:SENS:FUNC "VOLT"', None),
+             (":SENS:VOLT:NPLC 0.5", None), (":OUTP ON", None), NOERR]
+    with expected_protocol(Keithley2450, pairs) as smu:
+        smu.configure_reads([""], 1.0, 0.5)
+
+
+def test_n_sample_read_is_two_transactions(n_samples):
+    n = n_samples
+    data = np.random.default_rng(0).normal(0.1, 1e-3, n)
+    pairs = [(f':TRAC:POIN {max(n, 10)},"defbuffer1";:TRAC:CLE "defbuffer1";:COUN {n};:TRAC:TRIG "defbuffer1";*WAI',
+              None),
+             (f':TRAC:DATA? 1,{n},"defbuffer1",READ', block(data))]
+    with expected_protocol(Keithley2450, pairs) as smu:
+        out = smu.read_voltages([""], n)
+    assert len(pairs) == 2
+    np.testing.assert_allclose(out[:, 0], data.astype(np.float32))
+
+
+def test_program_level_and_limit():
+    with expected_protocol(Keithley2450, [*SOURCE, (":SOUR:VOLT -0.75", None)]) as smu:
+        smu.configure_source([""], 1.0, 1e-4)
+        smu.apply_levels({"": -0.75})
+        with pytest.raises(ValueError):
+            smu.apply_levels({"": -1.5})
+
+
+def test_shutdown():
+    pairs = [*SOURCE, (":SOUR:VOLT 0.15", None), (":SOUR:VOLT 0.075", None), (":SOUR:VOLT 0", None),
+             (":OUTP OFF", None)]
+    with expected_protocol(Keithley2450, pairs) as smu:
+        smu.configure_source([""], 1.0, 1e-4)
+        smu.apply_levels({"": 0.15})
+        smu.shutdown()
