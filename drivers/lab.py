@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -108,25 +109,64 @@ def open_session(name: str, spec: InstrumentSpec, source: str):
     }
     if spec.baud_rate:
         kwargs["baud_rate"] = spec.baud_rate
+    library = spec.visa_library
+    if library.endswith("@sim") and len(library) > 4:  # a pyvisa-sim file: relative to the station file
+        sim = Path(library[:-4])
+        if not sim.is_absolute() and not sim.exists() and (Path(source).parent / sim).exists():
+            library = f"{Path(source).parent / sim}@sim"
     try:
-        adapter = VISAAdapter(spec.address, visa_library=spec.visa_library, **kwargs)
+        adapter = VISAAdapter(spec.address, visa_library=library, **kwargs)
     except Exception as exc:
         raise ConfigError(
             f"{source}: instruments.{name}.address: cannot open {spec.address!r} ({_reason(exc)})"
         ) from None
     if "SOCKET" in spec.address.upper():
+        refused = socket_error(adapter.connection)
+        if refused:
+            _close_adapter_only(adapter)
+            raise ConfigError(f"{source}: instruments.{name}.address: cannot connect to {spec.address!r} "
+                              f"({os.strerror(refused)})")
         set_nodelay(adapter.connection)
     return adapter
 
 
+def socket_error(resource: Any) -> int:
+    """The pending error of a pyvisa-py socket session (pyvisa-py reports a refused connect as opened)."""
+    import socket
+
+    try:
+        sock = resource.visalib.sessions[resource.session].interface
+        return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    except Exception:  # not a pyvisa-py socket session
+        return 0
+
+
+def _close_adapter_only(adapter: Any) -> None:
+    try:
+        adapter.close()
+    except Exception as exc:
+        log.debug("close failed: %s", exc)
+
+
 def set_nodelay(resource: Any) -> bool:
-    """Switch Nagle off on a TCP socket session (pyvisa-py leaves it on: ~90 ms per query)."""
+    """Switch Nagle off on a TCP socket session (pyvisa-py leaves it on: ~90 ms per query).
+
+    pyvisa-py 0.8 does not route `VI_ATTR_TCPIP_NODELAY` to its socket sessions, so the
+    option is set on the session's socket itself and read back.
+    """
+    import socket
+
     try:
         from pyvisa import constants
 
         resource.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, constants.VI_TRUE)
-        return True
-    except Exception as exc:  # a backend without the attribute (pyvisa-sim)
+    except Exception as exc:
+        log.debug("VI_ATTR_TCPIP_NODELAY refused (%s); setting it on the socket", exc)
+    try:
+        sock = resource.visalib.sessions[resource.session].interface
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    except Exception as exc:  # not a pyvisa-py socket (pyvisa-sim, NI-VISA)
         log.debug("TCP_NODELAY not set on %s: %s", resource, exc)
         return False
 
