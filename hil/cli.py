@@ -33,9 +33,9 @@ app = typer.Typer(
 
 
 def _register_builtin() -> None:
-    from hil.commands import bench, data, runs, train
+    from hil.commands import bench, characterize, data, runs, train
 
-    for module in (train, runs, bench, data):
+    for module in (train, runs, bench, data, characterize):
         module.register(app)
 
 
