@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 
+# Sweep trials (hil.sweep): one row per (sweep, trial), the trial id being the hash of its
+# resolved run config; written by the sweep's client only.
+TRIALS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    sweep_id TEXT NOT NULL, trial_id TEXT NOT NULL, idx INTEGER, point TEXT NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL, result TEXT, error TEXT, wall_s REAL, worker TEXT, finished_s REAL NOT NULL,
+    PRIMARY KEY (sweep_id, trial_id)
+);
+"""
+
 
 def code_version() -> str:
     """The package version plus the git commit when running from a checkout."""
@@ -78,6 +88,7 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._db.executescript(TRIALS_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -173,6 +184,28 @@ class Store:
     def artifacts(self, run_id: str) -> dict[str, Any]:
         cur = self._db.execute("SELECT name, body FROM artifacts WHERE run_id=?", (run_id,))
         return {r["name"]: json.loads(r["body"]) for r in cur}
+
+    # sweep trials ----------------------------------------------------------
+    def put_trial(self, row: dict[str, Any]) -> None:
+        """Record one finished (or failed) trial of a sweep; a re-run replaces the earlier row."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (row["sweep_id"], row["trial_id"], row.get("idx"), json.dumps(row["point"]),
+                 json.dumps(row["config"]), row["status"], json.dumps(row.get("result")), row.get("error"),
+                 row.get("wall_s"), row.get("worker"), time.time()),
+            )
+
+    def trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        """The recorded trials of one sweep, in grid order."""
+        cur = self._db.execute("SELECT * FROM trials WHERE sweep_id=? ORDER BY idx", (sweep_id,))
+        out = []
+        for r in cur:
+            d = dict(r)
+            for key in ("point", "config", "result"):
+                d[key] = json.loads(d[key]) if d[key] is not None else None
+            out.append(d)
+        return out
 
     # checkpoints -----------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
