@@ -8,6 +8,12 @@ bias currents, clipped by the diodes.  Alternating the two groups decreases the
 energy monotonically and converges to the unique minimum when every node is
 connected.  `x @ G1` is the only large product and is computed once per input
 batch by the caller (`TwinCrossbar` caches it across EP phases).
+
+With `diode=ShockleyDiode(...)` the clip becomes a Shockley diode to ground:
+each node's exact minimiser is then the root of one increasing convex scalar
+equation, found by Newton per node inside the same block coordinate descent
+(the diode adds a convex co-content term, so the energy stays convex).
+`simulators/spice.py` checks this path against ngspice.
 """
 
 from __future__ import annotations
@@ -21,6 +27,53 @@ from torch import Tensor
 from hil.interface import Nudge, Topology
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShockleyDiode:
+    """A Shockley diode from each hidden node to ground, in the network's units.
+
+    `i_s` is the saturation current in `g_unit * v_unit` amperes and `n_vt` the
+    ideality factor times the thermal voltage in `v_unit` volts.  On the `>= 0`
+    half of a layer the diode points from ground to the node (it conducts when
+    the node goes negative), on the `<= 0` half from the node to ground: the
+    ideal diodes' clip, made soft.  `from_si` converts from amperes and volts.
+    """
+
+    i_s: float
+    n_vt: float
+    max_newton: int = 100
+
+    @classmethod
+    def from_si(cls, i_s_a: float, v_t_v: float, n: float, topology: Topology) -> ShockleyDiode:
+        return cls(i_s=i_s_a / (topology.g_unit * topology.v_unit), n_vt=n * v_t_v / topology.v_unit)
+
+    def node_voltages(self, total: Tensor, den: Tensor) -> Tensor:
+        """Exact node minimiser with a diode: solve `den v = total + I_diode(v)` per node by Newton.
+
+        With `w` the diode's forward voltage (`-v` on the `>= 0` half, `v` on the
+        `<= 0` half) and `c` the matching sign of `total`, the node equation is
+        `F(w) = den w + i_s (exp(w / n_vt) - 1) - c = 0`, F increasing and convex.
+        Newton started where `F >= 0` decreases monotonically to the root, so it
+        needs no damping: start at `(c + i_s) / den` (where `F = i_s exp(.) > 0`),
+        or for `c >= 0` at the smaller `n_vt ln(1 + c / i_s)` (where `F = den w >= 0`).
+        """
+        n = total.shape[-1]
+        sign = torch.ones(n, dtype=total.dtype, device=total.device)
+        sign[n // 2 :] = -1.0
+        c = -sign * total
+        d = den.clamp_min(torch.finfo(den.dtype).tiny)
+        w_lin = (c + self.i_s) / d
+        w_diode = self.n_vt * torch.log1p(c.clamp_min(0.0) / self.i_s)
+        w = torch.where(c >= 0, torch.minimum(w_lin, w_diode), w_lin)
+        eps = 4.0 * torch.finfo(total.dtype).eps
+        for _ in range(self.max_newton):
+            e = torch.exp(w / self.n_vt)
+            step = (d * w + self.i_s * (e - 1.0) - c) / (d + (self.i_s / self.n_vt) * e)
+            w = w - step
+            if (step.abs() <= eps * (w.abs() + self.n_vt)).all():
+                break
+        return -sign * w
 
 
 @dataclass
@@ -49,8 +102,10 @@ class DRNSolver:
         tol: float = 1e-6,
         max_iter: int = 100,
         fixed_iterations: int | None = None,
+        diode: ShockleyDiode | None = None,
     ) -> None:
         self.topology = topology
+        self.diode = diode
         self.tol = tol
         self.max_iter = max_iter
         self.fixed_iterations = fixed_iterations
@@ -58,7 +113,8 @@ class DRNSolver:
 
     def __repr__(self) -> str:
         mode = f"fixed_iterations={self.fixed_iterations}" if self.fixed_iterations else f"tol={self.tol:g}"
-        return f"DRNSolver(layers={self.topology.layers}, {mode}, max_iter={self.max_iter})"
+        diode = f", diode={self.diode!r}" if self.diode is not None else ""
+        return f"DRNSolver(layers={self.topology.layers}, {mode}, max_iter={self.max_iter}{diode})"
 
     @staticmethod
     def denominators(g: list[Tensor]) -> list[Tensor]:
@@ -104,8 +160,11 @@ class DRNSolver:
             for group in groups:
                 for l in group:
                     new = self._layer_update(l, xg, g, states, b, out_drive)
-                    new.mul_(inv_dens[l])
-                    if l < depth - 1:
+                    if self.diode is not None and l < depth - 1:
+                        new = self.diode.node_voltages(new, dens[l])
+                    else:
+                        new.mul_(inv_dens[l])
+                    if l < depth - 1 and self.diode is None:
                         half = new.shape[1] // 2
                         new[:, :half].clamp_(min=0.0)
                         new[:, half:].clamp_(max=0.0)

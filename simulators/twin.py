@@ -1,22 +1,29 @@
 """`TwinCrossbar`: the software twin of a resistive board behind the `Crossbar` seam.
 
-It is assembled from injected parts (solver, read-noise chain) that share no
-global state; every random draw uses the twin's own seeded generator, so a
-run with the same seed and config is bit-for-bit repeatable.
+It is assembled from injected parts (solver, read-noise chain, device array)
+that share no global state; every random draw uses the twin's own seeded
+generator, so a run with the same seed and config is bit-for-bit repeatable.
+
+With no device models, an ideal diode and white (or no) read noise, the twin
+takes the fast path it always had: no per-batch work is added for the models
+of `simulators/devices.py`, `simulators/noise.py` beyond a few attribute checks.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 from torch import Tensor
 
 from hil.config import validate_section
 from hil.errors import ConfigError
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
-from hil.simulators.drn import DRNSolver
+from hil.simulators.calibration import load_calibration
+from hil.simulators.devices import DeviceArray, DeviceModel, VerifyPolicy, check_unique
+from hil.simulators.drn import DRNSolver, ShockleyDiode
 from hil.simulators.noise import GaussianRead, ReadChain, ReadNoise
 
 
@@ -37,6 +44,22 @@ class TwinConfig(BaseModel):
     fixed_iterations: PositiveInt | None = Field(None, description="fixed sweep count instead of tol_v")
     sample_period_s: PositiveFloat = Field(1e-6, description="time between two reads on the twin's clock")
     seed: int | None = Field(None, description="noise seed; defaults to the run seed")
+    calibration: str | None = Field(
+        None, description="calibration YAML (read_noise, devices); relative paths from the config's folder"
+    )
+    devices: list[DeviceModel] = Field(default_factory=list, description="device models of the conductances")
+    verify: VerifyPolicy = Field(default_factory=VerifyPolicy, description="rewrites by program(verify=True)")
+    ideal: bool = Field(False, description="turn every non-ideality off: read noise, devices, soft diodes")
+    diode: Literal["ideal", "shockley"] = Field("ideal", description="hidden-node diodes: ideal clip or Shockley")
+    diode_i_s_a: PositiveFloat = Field(1e-12, description="Shockley saturation current (A)")
+    diode_v_t_v: PositiveFloat = Field(0.025852, description="Shockley thermal voltage kT/q (V)")
+    diode_n: PositiveFloat = Field(1.0, description="Shockley ideality factor")
+    program_time_s: NonNegativeFloat = Field(0.0, description="twin clock time one program() call takes (s)")
+
+    @field_validator("devices")
+    @classmethod
+    def _one_per_kind(cls, models: list[Any]) -> list[Any]:
+        return check_unique(models)
 
 
 class TwinCrossbar:
@@ -44,30 +67,59 @@ class TwinCrossbar:
 
     def __init__(self, topology: Topology, config: TwinConfig | None = None, *, seed: int = 0) -> None:
         self.topology = topology
-        self.config = config or TwinConfig()
-        self.device = _pick_device(self.config.device)
-        self.dtype = torch.float64 if self.config.dtype == "float64" else torch.float32
+        self.config = cfg = config or TwinConfig()
+        self.device = _pick_device(cfg.device)
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        read_noise, device_models = list(cfg.read_noise), list(cfg.devices)
+        if cfg.calibration is not None:
+            cal = load_calibration(Path(cfg.calibration))
+            read_noise = [*cal.read_noise, *read_noise]  # noise sources add up
+            mine = {m.kind for m in device_models}  # the config's own device models win
+            device_models = [m for m in cal.devices if m.kind not in mine] + device_models
+        if cfg.ideal:
+            read_noise, device_models = [], []
+        diode = None
+        if cfg.diode == "shockley" and not cfg.ideal:
+            diode = ShockleyDiode.from_si(cfg.diode_i_s_a, cfg.diode_v_t_v, cfg.diode_n, topology)
         self.solver = DRNSolver(
             topology,
-            tol=self.config.tol_v * topology.v_unit,
-            max_iter=self.config.max_iter,
-            fixed_iterations=self.config.fixed_iterations,
+            tol=cfg.tol_v * topology.v_unit,
+            max_iter=cfg.max_iter,
+            fixed_iterations=cfg.fixed_iterations,
+            diode=diode,
         )
-        self.read = ReadChain([GaussianRead(sigma_v=self.config.sigma), *self.config.read_noise])
+        sigma = 0.0 if cfg.ideal else cfg.sigma
+        self.read = ReadChain([GaussianRead(sigma_v=sigma), *read_noise])
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.config.seed if self.config.seed is not None else seed)
+        self.generator.manual_seed(cfg.seed if cfg.seed is not None else seed)
         self.clock_s = 0.0
         self._g = {
             name: torch.zeros(shape, dtype=self.dtype, device=self.device)
             for name, shape in topology.parameter_shapes().items()
         }
+        self.devices: DeviceArray | None = None
+        if device_models:
+            self.devices = DeviceArray(
+                device_models, topology, self.generator, dtype=self.dtype, device=self.device, verify=cfg.verify
+            )
+            for name in topology.blocks:
+                self._g[name] = self.devices.effective(name, self.clock_s).clone()
+        self._g_time = self.clock_s
         self._dens: list[Tensor] | None = None
         self._cache: dict[str, Any] = {}
 
     @classmethod
     def from_spec(cls, topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> TwinCrossbar:
-        """Build from a config's `crossbar:` section; errors name `source` and the key."""
-        return cls(topology, validate_section(TwinConfig, spec, source, prefix="crossbar"), seed=seed)
+        """Build from a config's `crossbar:` section; errors name `source` and the key.
+
+        A relative `calibration:` path is taken from the folder of `source` when
+        that is a file, else from the working directory.
+        """
+        cfg = validate_section(TwinConfig, spec, source, prefix="crossbar")
+        if cfg.calibration is not None and not Path(cfg.calibration).is_absolute():
+            base = Path(source).parent if Path(source).is_file() else Path()
+            cfg = cfg.model_copy(update={"calibration": str(base / cfg.calibration)})
+        return cls(topology, cfg, seed=seed)
 
     @staticmethod
     def check_spec(spec: dict[str, Any], source: str) -> None:
@@ -89,15 +141,25 @@ class TwinCrossbar:
         return [self._g[f"b{l}"] for l in range(1, self.topology.depth + 1)]
 
     def program(self, g: dict[str, Tensor], *, verify: bool = True) -> ProgramReport:
-        """Store new conductances and biases; blocks outside [g_min, g_max] are clipped and counted."""
+        """Store new conductances and biases; blocks outside [g_min, g_max] are clipped and counted.
+
+        With device models the blocks go through `DeviceArray.program` (per-cell
+        range, levels, write noise, verify passes, stuck cells): `achieved` is
+        what the cells hold, `clipped` counts requests outside a cell's range,
+        `failed` cells left outside the verify tolerance (stuck ones included),
+        `writes` the write passes over all tensors.
+        """
         shapes = self.topology.parameter_shapes()
-        achieved: dict[str, Tensor] = {}
-        clipped: dict[str, int] = {}
         for name, value in g.items():
             if name not in shapes:
                 raise KeyError(f"{name!r} is not a parameter of this topology ({', '.join(shapes)})")
             if tuple(value.shape) != shapes[name]:
                 raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {shapes[name]}")
+        if self.devices is not None:
+            return self._program_devices(g, verify)
+        achieved: dict[str, Tensor] = {}
+        clipped: dict[str, int] = {}
+        for name, value in g.items():
             dst = self._g[name]
             if name.startswith("G"):
                 lo, hi = torch.aminmax(value)
@@ -113,7 +175,58 @@ class TwinCrossbar:
         self._cache.clear()
         return ProgramReport(requested=g, achieved=achieved, writes=len(g), clipped=clipped)
 
+    def _program_devices(self, g: dict[str, Tensor], verify: bool) -> ProgramReport:
+        assert self.devices is not None
+        self.clock_s += self.config.program_time_s
+        achieved: dict[str, Tensor] = {}
+        clipped: dict[str, int] = {}
+        failed: dict[str, int] = {}
+        writes = 0
+        for name, value in g.items():
+            if name.startswith("G"):
+                stored, n_clip, n_fail, passes = self.devices.program(name, value, self.clock_s, verify=verify)
+                writes += passes
+                if n_clip:
+                    clipped[name] = n_clip
+                if n_fail:
+                    failed[name] = n_fail
+                self._g[name] = self.devices.effective(name, self.clock_s).clone()
+                achieved[name] = stored.clone()
+            else:
+                self._g[name].copy_(value)
+                achieved[name] = self._g[name].clone()
+                writes += 1
+        self._g_time = self.clock_s
+        self._dens = None
+        self._cache.clear()
+        return ProgramReport(requested=g, achieved=achieved, writes=writes, clipped=clipped, failed=failed)
+
+    def pulse(self, name: str, cells: Tensor, polarity: int, amplitude_v: float, n: int = 1) -> None:
+        """Apply n programming pulses (polarity +1 SET, -1 RESET) to the cells of block `name` in the mask `cells`.
+
+        Needs a `pulse` device model (`simulators.devices.PulseResponse`); see `SupportsPulses`.
+        """
+        if self.devices is None or name not in self.topology.blocks:
+            raise ConfigError("crossbar.devices: pulse programming needs a 'pulse' device model and a block name")
+        self.devices.pulse(name, cells, polarity, amplitude_v, n, self.clock_s)
+        self._g[name] = self.devices.effective(name, self.clock_s).clone()
+        self._dens = None
+        self._cache.clear()
+
+    def _refresh_devices(self) -> None:
+        """Conductances as the circuit sees them now (drift), before a solve; only with time-varying devices."""
+        assert self.devices is not None
+        if self.devices.drift is not None and self.clock_s != self._g_time:
+            for name in self.topology.blocks:
+                self._g[name] = self.devices.effective(name, self.clock_s)
+            self._g_time = self.clock_s
+            self._dens = None
+            self._cache.clear()
+
     def read_conductances(self) -> dict[str, Tensor]:
+        """What the cells hold now (drift and read disturb included), and the biases."""
+        if self.devices is not None and self.devices.time_varying:
+            self._refresh_devices()
         return {name: t.clone() for name, t in self._g.items()}
 
     def measure(
@@ -129,17 +242,20 @@ class TwinCrossbar:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if inputs.ndim != 2 or inputs.shape[1] != self.topology.n_in:
             raise ValueError(f"inputs must have shape (B, {self.topology.n_in}), got {tuple(inputs.shape)}")
+        devices = self.devices if self.devices is not None and self.devices.time_varying else None
+        if devices is not None:
+            self._refresh_devices()
         eq = self._equilibrium(inputs, nudge)
         times = self.clock_s + self.config.sample_period_s * torch.arange(n_samples, dtype=torch.float64)
         self.clock_s += self.config.sample_period_s * n_samples
         means, stds, samples = [], [], [] if keep_samples else None
         explicit = keep_samples or self.config.read_path == "explicit" or not self.read.is_gaussian
-        for v in eq.states:
+        for layer, v in enumerate(eq.states, start=1):
             if self.read.is_noiseless and not keep_samples:
                 means.append(v)
                 stds.append(torch.zeros_like(v))
             elif explicit:
-                reads = self.read.samples(v, n_samples, times, self.generator)
+                reads = self.read.samples(v, n_samples, times, self.generator, key=f"layer{layer}")
                 means.append(reads.mean(dim=0))
                 stds.append(reads.std(dim=0) if n_samples > 1 else torch.zeros_like(v))
                 if samples is not None:
@@ -149,6 +265,15 @@ class TwinCrossbar:
                 means.append(mean)
                 stds.append(std)
         info = {"iterations": float(eq.iterations), "converged": float(eq.converged), "residual_v": eq.residual}
+        if explicit and self.read.adc_saturated:
+            info["adc_saturated"] = float(self.read.adc_saturated)
+        if devices is not None and devices.disturb is not None:
+            devices.apply_reads(n_samples * inputs.shape[0])
+            for name in self.topology.blocks:
+                self._g[name] = devices.effective(name, self.clock_s)
+            self._g_time = self.clock_s
+            self._dens = None
+            self._cache.clear()
         return Measurement(means, stds, n_samples, times, samples, info)
 
     def _equilibrium(self, inputs: Tensor, nudge: Nudge | None):
@@ -175,11 +300,25 @@ class TwinCrossbar:
         self._cache.clear()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "clock_s": self.clock_s}
+        """Generator, clock, the read chain's time-correlated state and, with device models, every cell's state."""
+        state: dict[str, Any] = {"generator": self.generator.get_state(), "clock_s": self.clock_s}
+        if self.read.state or self.read.adc_saturated:
+            state["read"] = self.read.state_dict()
+        if self.devices is not None:
+            state["devices"] = self.devices.state_dict()
+            state["g"] = {name: t.detach().cpu().clone() for name, t in self._g.items()}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.clock_s = float(state["clock_s"])
+        self.read.load_state_dict(state.get("read", {}))
+        if self.devices is not None and "devices" in state:
+            self.devices.load_state_dict(state["devices"])
+            for name, t in state["g"].items():
+                self._g[name] = t.to(device=self.device, dtype=self.dtype).clone()
+            self._g_time = self.clock_s
+        self._dens = None
         self._cache.clear()
 
 
