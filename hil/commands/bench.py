@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hil import bench
 
-console = Console()
+console = Console(soft_wrap=True)
 
 _LABELS = {
     "matmul_b32_gflops": "float32 matmul (32x1568)@(1568x1024), GFLOP/s",

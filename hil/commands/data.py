@@ -10,7 +10,7 @@ from rich.table import Table
 
 from hil.datasets import DATASETS, EMBEDDED, load
 
-console = Console()
+console = Console(soft_wrap=True)
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 
 

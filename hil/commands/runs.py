@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hil.store import Store
 
-console = Console()
+console = Console(soft_wrap=True)
 runs_app = typer.Typer(help="List and inspect stored runs.", no_args_is_help=True)
 
 

@@ -23,7 +23,7 @@ from hil.registry import check_crossbar, open_crossbar
 from hil.runner import Runner, StopRequested
 from hil.store import Store
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 class StoreHooks(TrainHooks):
