@@ -240,6 +240,9 @@ class LabCrossbar:
     def _check_fit(self) -> None:
         """The station's wiring matches the topology: one channel per node."""
         st, topo, src = self.station, self.topology, self.source
+        problems = st.problems()
+        if problems:
+            raise ConfigError(f"{src}: {problems[0]}")
         n_in = len(expand_refs(st.wiring.inputs))
         if n_in != topo.n_in:
             raise ConfigError(f"{src}: wiring.inputs: {n_in} channels for {topo.n_in} input nodes")

@@ -35,7 +35,8 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from hil.config import read_yaml, validate_section
@@ -133,11 +134,12 @@ class PulseProgramming(_Strict):
     tolerance: PositiveFloat = Field(0.05, lt=1.0, description="relative verify tolerance")
     max_pulses: PositiveInt = Field(20, le=1000, description="pulse cap per cell")
 
-    @model_validator(mode="after")
-    def _rows(self) -> PulseProgramming:
-        if self.hi_row == self.lo_row:
-            raise ValueError("hi_row and lo_row must differ")
-        return self
+    @field_validator("lo_row")
+    @classmethod
+    def _rows(cls, v: str, info: ValidationInfo) -> str:
+        if v == info.data.get("hi_row"):
+            raise ValueError("must differ from hi_row")
+        return v
 
 
 class Limits(_Strict):
@@ -155,14 +157,22 @@ class Limits(_Strict):
     g_max_s: PositiveFloat = Field(description="highest conductance the devices hold (S)")
     pulse_v_abs_max: PositiveFloat | None = Field(None, description="max |V| of programming pulses (V)")
 
-    @model_validator(mode="after")
-    def _ranges(self) -> Limits:
-        if self.g_max_s <= self.g_min_s:
-            raise ValueError(f"g_max_s ({self.g_max_s:g}) must exceed g_min_s ({self.g_min_s:g})")
-        for name, v in self.v_abs_max_per_source.items():
-            if v > self.v_abs_max:
-                raise ValueError(f"v_abs_max_per_source.{name} ({v:g} V) exceeds v_abs_max ({self.v_abs_max:g} V)")
-        return self
+    @field_validator("g_max_s")
+    @classmethod
+    def _g_range(cls, v: float, info: ValidationInfo) -> float:
+        lo = info.data.get("g_min_s")
+        if lo is not None and v <= lo:
+            raise ValueError(f"must exceed g_min_s ({lo:g} S)")
+        return v
+
+    @field_validator("v_abs_max_per_source")
+    @classmethod
+    def _per_source(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        vmax = info.data.get("v_abs_max")
+        for name, value in v.items():
+            if vmax is not None and value > vmax:
+                raise ValueError(f"{name} ({value:g} V) exceeds v_abs_max ({vmax:g} V)")
+        return v
 
     def v_max(self, instrument: str) -> float:
         return self.v_abs_max_per_source.get(instrument, self.v_abs_max)
@@ -186,43 +196,50 @@ class Station(_Strict):
     scales: Scales = Field(default_factory=Scales)
     limits: Limits
 
-    @model_validator(mode="after")
-    def _references(self) -> Station:
-        """Every channel reference names an instrument of the right kind."""
+    def problems(self) -> list[str]:
+        """Every reference to a missing instrument, or to one that cannot do the job (key: why)."""
         inst = self.instruments
+        found: list[str] = []
 
-        def need(ref_inst: str, where: str, kinds: tuple[str, ...]) -> None:
+        def need(ref: str, where: str, kinds: tuple[str, ...], is_ref: bool = True) -> None:
+            try:
+                ref_inst = parse_ref(ref)[0] if is_ref else ref
+                if is_ref:
+                    expand_refs([ref])
+            except ValueError as exc:
+                found.append(f"{where}: {exc}")
+                return
             if ref_inst not in inst:
-                raise ValueError(f"{where}: no instrument named {ref_inst!r} (have {', '.join(sorted(inst))})")
-            if inst[ref_inst].kind not in kinds:
-                raise ValueError(f"{where}: {ref_inst!r} is a {inst[ref_inst].kind}, which cannot do this")
+                found.append(f"{where}: no instrument named {ref_inst!r} (have {', '.join(sorted(inst))})")
+            elif inst[ref_inst].kind not in kinds:
+                found.append(f"{where}: {ref_inst!r} is a {inst[ref_inst].kind}, which cannot do this")
 
         for i, ref in enumerate(self.wiring.inputs):
-            need(parse_ref(ref)[0], f"wiring.inputs.{i}", SOURCE_KINDS)
+            need(ref, f"wiring.inputs.{i}", SOURCE_KINDS)
         for l, layer in enumerate(self.wiring.layers):
             for i, ref in enumerate(layer):
-                need(parse_ref(ref)[0], f"wiring.layers.{l}.{i}", READER_KINDS)
+                need(ref, f"wiring.layers.{l}.{i}", READER_KINDS)
         if self.nudge is not None:
             for i, ref in enumerate(self.nudge.sources):
-                need(parse_ref(ref)[0], f"nudge.sources.{i}", SOURCE_KINDS)
+                need(ref, f"nudge.sources.{i}", SOURCE_KINDS)
             cond = self.nudge.conductance
             if isinstance(cond, BoardConductance):
-                need(cond.instrument, "nudge.conductance.instrument", ("conductance_board",))
+                need(cond.instrument, "nudge.conductance.instrument", ("conductance_board",), is_ref=False)
             else:
                 for i, ref in enumerate(cond.switch):
-                    need(parse_ref(ref)[0], f"nudge.conductance.switch.{i}", SWITCH_KINDS)
+                    need(ref, f"nudge.conductance.switch.{i}", SWITCH_KINDS)
         prog = self.conductances
         if isinstance(prog, BoardProgramming):
-            need(prog.instrument, "conductances.instrument", ("conductance_board",))
+            need(prog.instrument, "conductances.instrument", ("conductance_board",), is_ref=False)
         else:
-            need(parse_ref(prog.smu)[0], "conductances.smu", ("keithley2600",))
-            need(prog.matrix, "conductances.matrix", SWITCH_KINDS)
+            need(prog.smu, "conductances.smu", ("keithley2600",))
+            need(prog.matrix, "conductances.matrix", SWITCH_KINDS, is_ref=False)
             if self.limits.pulse_v_abs_max is None:
-                raise ValueError("limits.pulse_v_abs_max is required with pulse programming")
+                found.append("limits.pulse_v_abs_max: required with pulse programming")
         for name in self.limits.v_abs_max_per_source:
             if name not in inst:
-                raise ValueError(f"limits.v_abs_max_per_source.{name}: no instrument named {name!r}")
-        return self
+                found.append(f"limits.v_abs_max_per_source.{name}: no instrument named {name!r}")
+        return found
 
     def input_refs(self) -> list[tuple[str, str]]:
         return expand_refs(self.wiring.inputs)
@@ -260,16 +277,11 @@ def expand_refs(refs: list[str]) -> list[tuple[str, str]]:
 
 
 def load_station(path: str | Path) -> Station:
-    """Read and validate a station file; any problem is one ConfigError naming the file and key."""
+    """Read and validate a station file; any problem is one ConfigError naming the file and the key."""
     path = Path(path)
-    data = read_yaml(path)
-    station = validate_section(Station, data, str(path))
-    for key, refs in (("wiring.inputs", station.wiring.inputs), ("wiring.layers", None)):
-        try:
-            if refs is not None:
-                expand_refs(refs)
-            else:
-                station.layer_refs()
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {key}: {exc}") from None
+    station = validate_section(Station, read_yaml(path), str(path))
+    problems = station.problems()
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{path}: {problems[0]}{more}")
     return station
