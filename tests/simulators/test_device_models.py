@@ -144,7 +144,8 @@ def test_read_disturb_moves_cells_per_read():
     up = twin([{"kind": "read_disturb", "rate_per_read": 1e-3, "toward": "g_max"}], top=top)
     up.program(const(0.8, top))
     up.measure(torch.ones(1, 4, dtype=torch.float64), n_samples=10)
-    torch.testing.assert_close(up.read_conductances()["G2"], torch.full((4, 2), 1 - 0.2 * (1 - 1e-3) ** 10, dtype=torch.float64))
+    expected = torch.full((4, 2), 1 - 0.2 * (1 - 1e-3) ** 10, dtype=torch.float64)
+    torch.testing.assert_close(up.read_conductances()["G2"], expected)
 
 
 def test_pulses_change_g_as_a_function_of_g():

@@ -24,7 +24,9 @@ from hil.simulators.drn import DRNSolver, ShockleyDiode
 from hil.simulators.spice import netlist, spice_equilibrium
 from hil.simulators.twin import TwinConfig, TwinCrossbar
 
-needs_ngspice = pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed (apt install ngspice)")
+needs_ngspice = pytest.mark.skipif(
+    shutil.which("ngspice") is None, reason="ngspice not installed (apt-get install ngspice)"
+)
 
 G_UNIT, V_UNIT = 1e-4, 0.5  # 10 kOhm and 0.5 V per unit: exercises the unit conversions
 
