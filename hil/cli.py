@@ -33,9 +33,9 @@ app = typer.Typer(
 
 
 def _register_builtin() -> None:
-    from hil.commands import bench, characterize, data, runs, train
+    from hil.commands import bench, characterize, data, plot, runs, sweep, train
 
-    for module in (train, runs, bench, data, characterize):
+    for module in (train, runs, bench, data, characterize, sweep, plot):
         module.register(app)
 
 

@@ -1,0 +1,115 @@
+"""`hil plot`: the paper's figures from a sweep (fig3, fig4, fig5) and a run's learning curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from hil.errors import UserError
+from hil.store import Store
+from hil.sweep import open_sweep, protocol_module, table_for, write_csv
+from hil.sweep_plots import FIGURES
+
+console = Console()
+plot_app = typer.Typer(help="Figures: the paper's Figs. 3-5 from a sweep, or a run's learning curve.",
+                       no_args_is_help=True)
+
+
+def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None,
+                title: str = "") -> tuple[dict[str, Any], list[Path]]:
+    """Analyse a sweep with its protocol and write `<figure>.png/.pdf/.csv`, trials CSV and analysis JSON."""
+    protocol, draw = FIGURES[figure]
+    cfg, sweep_id, trials = open_sweep(sweep, store)
+    if cfg.protocol != protocol:
+        raise UserError(f"{figure} shows a {protocol} sweep; {sweep_id} is a {cfg.protocol} sweep")
+    table = table_for(cfg, sweep_id, trials, store)
+    if not any(r["status"] == "completed" for r in table):
+        raise UserError(f"sweep {sweep_id} has no finished trial yet (run: hil sweep ...)")
+    analysis = protocol_module(protocol).analyze(table, cfg)
+    out = out or store.workspace / "plots" / sweep_id
+    stem = out / figure
+    paths = draw(analysis, stem, title or f"{cfg.name} ({sum(r['status'] == 'completed' for r in table)}"
+                                          f"/{len(table)} trials)")
+    write_csv(analysis["summary"], stem.with_suffix(".csv"))
+    write_csv([{k: v for k, v in r.items() if k != "error"} | {"error": (r["error"] or "").splitlines()[-1:]}
+               for r in table], out / f"{figure}-trials.csv")
+    extra = {k: v for k, v in analysis.items() if k != "summary"}
+    (out / f"{figure}.json").write_text(json.dumps({"sweep": sweep_id, **extra}, indent=1, default=str) + "\n")
+    return analysis, [*paths, stem.with_suffix(".csv"), out / f"{figure}-trials.csv", out / f"{figure}.json"]
+
+
+def _command(figure: str):
+    def command(
+        sweep: Annotated[str, typer.Argument(help="sweep id (or prefix) in the store, or the sweep file")],
+        out: Annotated[Path | None, typer.Option(help="folder for the files (default <workspace>/plots/<id>)")] = None,
+        workspace: Annotated[str | None, typer.Option(help="folder of the run store")] = None,
+        title: Annotated[str, typer.Option(help="figure title")] = "",
+    ) -> None:
+        with Store(workspace) as store:
+            analysis, paths = make_figure(figure, sweep, store, out, title)
+        _print_findings(figure, analysis)
+        for p in paths:
+            console.print(f"wrote {p}", highlight=False)
+
+    command.__doc__ = {
+        "fig3": "Fig. 3: mean and max test accuracy vs sigma per dataset, converged fraction, sigma_c.",
+        "fig4": "Fig. 4: accuracy vs sigma per N, sigma_max(N) and its log-log slope (theory 1/2).",
+        "fig5": "Fig. 5: converged fraction over beta x eta_eff per sigma, default tile marked.",
+    }[figure]
+    return command
+
+
+def _print_findings(figure: str, a: dict[str, Any]) -> None:
+    if figure == "fig3":
+        for ds, v in a["sigma_c"].items():
+            sc = f"{v['sigma_c']:.3g} V" if v["sigma_c"] else "-"
+            console.print(f"{ds}: sigma_c {sc} ({v['how']}; plateau {v['plateau_acc']:.3f}, "
+                          f"level {v['level']:.3f})", highlight=False)
+        for k, r in a["ratios"].items():
+            console.print(f"sigma_c ratio {k}: {r:.3g}", highlight=False)
+    elif figure == "fig4":
+        for n, v in a["sigma_max"].items():
+            sm = f"{v['sigma_max']:.3g} V" if v["sigma_max"] else "-"
+            console.print(f"N={n}: sigma_max {sm} ({v['how']})", highlight=False)
+        f = a["fit"]
+        if f["slope"] is not None:
+            se = f"{f['stderr']:.3f}" if f["stderr"] is not None else "n/a"
+            bs = f"{f['bootstrap_std']:.3f}" if f["bootstrap_std"] is not None else "n/a"
+            console.print(f"log-log slope {f['slope']:.3f} ± {se} (fit s.e.), ± {bs} (bootstrap over seeds); "
+                          "theory 0.5", highlight=False)
+    elif figure == "fig5":
+        for r in a["summary"]:
+            console.print(f"sigma {r['sigma']:g} beta {r['beta']:g} eta_eff {r['eta_eff']:g}: "
+                          f"converged {100 * r['frac_converged']:.0f} % mean acc {r['mean_acc']:.3f}",
+                          highlight=False)
+
+
+for _fig in FIGURES:
+    plot_app.command(_fig)(_command(_fig))
+
+
+@plot_app.command("curve")
+def curve_command(
+    run: Annotated[str, typer.Argument(help="run id (or prefix)")],
+    out: Annotated[Path | None, typer.Option(help="PNG path (default <workspace>/plots/<run>/curve.png)")] = None,
+    workspace: Annotated[str | None, typer.Option(help="folder of the run store")] = None,
+) -> None:
+    """A training run's train and test error per epoch."""
+    from hil.plots import learning_curve
+
+    with Store(workspace) as store:
+        r = store.run(run)
+        epochs = store.epochs(r["id"])
+        if not epochs:
+            raise UserError(f"run {r['id']} has no finished epoch")
+        path = out or store.workspace / "plots" / r["id"] / "curve.png"
+        learning_curve(epochs, r["id"], path)
+    console.print(f"wrote {path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plot_app, name="plot")

@@ -1,0 +1,151 @@
+"""The paper's figures from a sweep's analysis (Peters & Talatchian 2025, Figs. 3, 4 and 5).
+
+Each function takes the dict a protocol's `analyze` returns and writes
+`<stem>.png` and `<stem>.pdf`; the command writes the CSV beside them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
+    """Top: mean (± std band, min..max bars) and max test accuracy vs sigma, per dataset; bottom: converged."""
+    summary = analysis["summary"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in summary))
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, height_ratios=[3, 1.3],
+                                  constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, ds in enumerate(datasets):
+        c = colors[i % len(colors)]
+        rows = sorted((r for r in summary if r["dataset"] == ds and r["sigma"] > 0), key=lambda r: r["sigma"])
+        s = np.array([r["sigma"] for r in rows])
+        mean = np.array([r["mean_acc"] for r in rows]) * 100
+        std = np.array([r["std_acc"] for r in rows]) * 100
+        lo = np.array([r["min_acc"] for r in rows]) * 100
+        hi = np.array([r["max_acc"] for r in rows]) * 100
+        ax.fill_between(s, mean - std, mean + std, color=c, alpha=0.18, lw=0)
+        ax.errorbar(s, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=c, ms=4, capsize=2, lw=1.3,
+                    label=f"{ds}: mean (band ±1 std, bars min..max, n={rows[0]['n'] if rows else 0})")
+        ax.plot(s, hi, "^--", color=c, ms=4, lw=1, label=f"{ds}: max")
+        sc = analysis.get("sigma_c", {}).get(ds, {})
+        if sc.get("how") == "interpolated":
+            ax.axvline(sc["sigma_c"], color=c, ls=":", lw=1)
+            ax.annotate(f"σc≈{sc['sigma_c']:.1e}", (sc["sigma_c"], 12 + 8 * i), color=c, fontsize=7,
+                        xytext=(3, 0), textcoords="offset points")
+        ax2.plot(s, [100 * r["frac_converged"] for r in rows], "o-", color=c, ms=4, label=ds)
+    ax.axhline(10, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=6.5, loc="lower left")
+    ax.set_title(title or "Fig. 3: test accuracy vs read noise", fontsize=9)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("read noise σ per sample (V)")
+    ax2.set_ylabel("converged (%)")
+    ax2.set_ylim(-5, 105)
+    ax2.grid(True, which="both", alpha=0.25)
+    return _save(fig, stem)
+
+
+def fig4(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
+    """Left: mean accuracy vs sigma per N; right: sigma_max(N) on log-log axes with the fit and slope 1/2."""
+    summary = analysis["summary"]
+    target = analysis["target_acc"]
+    ns = sorted({r["n_samples"] for r in summary})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    cmap = plt.get_cmap("viridis")
+    for i, n in enumerate(ns):
+        c = cmap(i / max(len(ns) - 1, 1))
+        rows = sorted((r for r in summary if r["n_samples"] == n and r["sigma"] > 0), key=lambda r: r["sigma"])
+        s = np.array([r["sigma"] for r in rows])
+        mean = np.array([r["mean_acc"] for r in rows]) * 100
+        std = np.array([r["std_acc"] for r in rows]) * 100
+        ax.fill_between(s, mean - std, mean + std, color=c, alpha=0.15, lw=0)
+        ax.plot(s, mean, "o-", color=c, ms=3.5, label=f"N = {n}")
+    ax.axhline(100 * target, color="k", lw=0.8, ls="--", label=f"target {100 * target:.0f} %")
+    ax.set_xscale("log")
+    ax.set_xlabel("read noise σ per sample (V)")
+    ax.set_ylabel("mean test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7)
+    ax.set_title(title or "Fig. 4: accuracy vs σ for N reads averaged", fontsize=9)
+    smax = analysis["sigma_max"]
+    fit = analysis["fit"]
+    pts = [(int(n), v["sigma_max"]) for n, v in smax.items() if v["how"] == "interpolated"]
+    bounds = [(int(n), v["sigma_max"]) for n, v in smax.items() if v["how"] == "never below"]
+    if pts:
+        ax2.loglog([p[0] for p in pts], [p[1] for p in pts], "o", color="C0", label="σmax(N) (interpolated)")
+    if bounds:
+        ax2.loglog([p[0] for p in bounds], [p[1] for p in bounds], "^", color="C1", mfc="none",
+                   label="lower bound (never below target)")
+    if fit.get("slope") is not None:
+        xs = np.array([min(ns), max(ns)], dtype=float)
+        err = fit["stderr"] if fit["stderr"] is not None else float("nan")
+        ax2.loglog(xs, 10 ** (fit["intercept"] + fit["slope"] * np.log10(xs)), "-", color="C0",
+                   label=f"fit: slope {fit['slope']:.3f} ± {err:.3f}")
+        n0 = pts[0][0]
+        ax2.loglog(xs, pts[0][1] * np.sqrt(xs / n0), "--", color="0.4", label="theory: slope 1/2")
+    ax2.set_xlabel("reads averaged per node N")
+    ax2.set_ylabel(f"σmax (V) at mean acc {100 * target:.0f} %")
+    ax2.grid(True, which="both", alpha=0.25)
+    ax2.legend(fontsize=7)
+    return _save(fig, stem)
+
+
+def fig5(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
+    """Heat maps of the fraction of converged trials over beta x eta_eff, one panel per sigma."""
+    summary = analysis["summary"]
+    sigmas = sorted({r["sigma"] for r in summary})
+    betas = sorted({r["beta"] for r in summary})
+    etas = sorted({r["eta_eff"] for r in summary})
+    ncol = len(sigmas)
+    fig, axes = plt.subplots(1, ncol, figsize=(3.2 * ncol + 0.8, 3.2), constrained_layout=True, squeeze=False)
+    tile = analysis.get("default_tile") or {}
+    im = None
+    for ax, sigma in zip(axes[0], sigmas, strict=True):
+        grid = np.full((len(etas), len(betas)), np.nan)
+        for r in summary:
+            if r["sigma"] == sigma:
+                grid[etas.index(r["eta_eff"]), betas.index(r["beta"])] = 100 * r["frac_converged"]
+        im = ax.imshow(grid, origin="lower", cmap="magma", vmin=0, vmax=100, aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if not math.isnan(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                        color="w" if v < 60 else "k")
+        ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas], fontsize=7)
+        ax.set_yticks(range(len(etas)), [f"{e:g}" for e in etas], fontsize=7)
+        ax.set_xlabel("β (S)")
+        ax.set_title(f"σ = {sigma:g} V", fontsize=9)
+        b0, e0 = tile.get("beta", tile.get("train.beta")), tile.get("eta_eff")
+        if b0 is not None and e0 is not None:
+            bi = int(np.argmin([abs(math.log(b / b0)) for b in betas]))
+            ei = int(np.argmin([abs(math.log(e / e0)) for e in etas]))
+            ax.add_patch(plt.Rectangle((bi - 0.5, ei - 0.5), 1, 1, fill=False, ec="c", lw=2.2))
+    axes[0][0].set_ylabel("η_eff = η / β")
+    if im is not None:
+        fig.colorbar(im, ax=axes[0].tolist(), label="converged (%)", shrink=0.9)
+    fig.suptitle(title or "Fig. 5: convergence over β x η_eff (cyan: default tile)", fontsize=9)
+    return _save(fig, stem)
+
+
+FIGURES = {"fig3": ("noise_sweep", fig3), "fig4": ("clt_sweep", fig4), "fig5": ("hyperparam_map", fig5)}

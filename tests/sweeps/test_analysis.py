@@ -1,0 +1,98 @@
+"""The protocols' analyses and the paper figures, on synthetic trial tables (no training)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hil.commands.plot import make_figure
+from hil.errors import UserError
+from hil.protocols import clt_sweep, noise_sweep
+from hil.store import Store
+from hil.sweep import SweepConfig, load_sweep, register_sweep
+
+
+def _row(i, acc, **kw):
+    base = {"trial": i, "trial_id": str(i), "dataset": "mnist", "sigma": 1e-3, "n_samples": 1, "beta": 1.0,
+            "eta": 0.006, "eta_eff": 0.006, "seed": 0, "status": "completed", "final_test_acc": acc,
+            "best_test_acc": acc, "converged": None, "wall_s": 1.0, "error": None}
+    return {**base, **kw}
+
+
+def test_noise_sweep_sigma_c_and_ratio():
+    cfg = SweepConfig(name="n", protocol="noise_sweep", base="quickstart", grid={"seed": [0]}, converged_acc=0.5)
+    sig = [1e-5, 1e-4, 1e-3, 1e-2]
+    table, i = [], 0
+    for ds, accs in {"mnist": [0.9, 0.9, 0.3, 0.1], "fashion-mnist": [0.7, 0.1, 0.1, 0.1]}.items():
+        for s, a in zip(sig, accs, strict=True):
+            for seed in range(3):
+                table.append(_row(i, a + 0.01 * seed, dataset=ds, sigma=s, seed=seed))
+                i += 1
+    table.append(_row(i, None, status="failed", error="boom", sigma=1e-5))
+    out = noise_sweep.analyze(table, cfg)
+    first = next(r for r in out["summary"] if r["dataset"] == "mnist" and r["sigma"] == 1e-5)
+    assert first["n"] == 4 and first["n_failed"] == 1 and first["frac_converged"] == 0.75
+    # mnist: plateau 0.91, level 0.505: between 1e-4 (0.91) and 1e-3 (0.31)
+    sc = out["sigma_c"]["mnist"]
+    assert sc["how"] == "interpolated" and 1e-4 < sc["sigma_c"] < 1e-3
+    assert math.isclose(out["ratios"]["fashion-mnist/mnist"],
+                        out["sigma_c"]["fashion-mnist"]["sigma_c"] / sc["sigma_c"])
+
+
+def test_clt_recovers_a_square_root_law():
+    """Accuracy a function of sigma / sqrt(N) only: the fitted slope is 1/2."""
+    cfg = SweepConfig(name="c", protocol="clt_sweep", base="quickstart", grid={"seed": [0]}, target_acc=0.8)
+    sigmas = np.logspace(-4, -1, 13)
+    table, i = [], 0
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 4, 8, 16, 32, 64):
+        for s in sigmas:
+            for seed in range(3):
+                eff = s / math.sqrt(n)
+                acc = 0.1 + 0.8 / (1 + (eff / 1e-3) ** 2) + 0.003 * rng.standard_normal()
+                table.append(_row(i, acc, n_samples=n, sigma=float(s), seed=seed))
+                i += 1
+    out = clt_sweep.analyze(table, cfg, n_boot=50)
+    fit = out["fit"]
+    assert fit["n_points"] == 7
+    assert abs(fit["slope"] - 0.5) < 0.05 and fit["stderr"] < 0.05 and fit["bootstrap_std"] < 0.1
+
+
+def _fake_sweep(store: Store, name: str, acc_of) -> str:
+    sweep = load_sweep(name)
+    register_sweep(sweep, store)
+    for t in sweep.trials:
+        acc = acc_of(t.config)
+        store.put_trial({"sweep_id": sweep.id, "trial_id": t.id, "idx": t.index, "point": t.point,
+                         "config": t.config, "status": "completed", "wall_s": 1.0, "worker": "w",
+                         "result": {"final_test_acc": acc, "best_test_acc": acc, "wall_s": 1.0, "epochs": []}})
+    return sweep.id
+
+
+def _acc(cfg):
+    eff = cfg["crossbar"]["sigma"] / math.sqrt(cfg["train"]["n_samples"])
+    return 0.1 + 0.8 / (1 + (eff / 3e-3) ** 2) + 0.01 * (cfg["seed"] % 3)
+
+
+@pytest.mark.parametrize("figure,sweep", [("fig3", "noise_sweep-small"), ("fig4", "clt_sweep-small"),
+                                          ("fig5", "hyperparam_map-small")])
+def test_figures_are_written(tmp_path: Path, figure, sweep):
+    with Store(tmp_path / "ws") as store:
+        sweep_id = _fake_sweep(store, sweep, _acc)
+        analysis, paths = make_figure(figure, sweep_id[:12], store, tmp_path / "out")
+    for suffix in (".png", ".pdf", ".csv", ".json"):
+        path = tmp_path / "out" / f"{figure}{suffix}"
+        assert path in paths and path.stat().st_size > 100
+    assert (tmp_path / "out" / f"{figure}-trials.csv").read_text().count("\n") == len(load_sweep(sweep).trials) + 1
+    if figure == "fig4":
+        assert analysis["fit"]["slope"] is not None
+
+
+def test_wrong_figure_for_the_sweep_is_an_error(tmp_path):
+    with Store(tmp_path) as store:
+        sweep_id = _fake_sweep(store, "noise_sweep-small", _acc)
+        with pytest.raises(UserError, match="fig4 shows a clt_sweep sweep"):
+            make_figure("fig4", sweep_id, store, tmp_path)
