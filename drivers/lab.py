@@ -221,13 +221,18 @@ class LabCrossbar:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_spec(cls, topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> LabCrossbar:
-        """Build from a config's `crossbar:` section `{kind: lab, station: FILE}`; errors name the key."""
+    def check_spec(cls, spec: dict[str, Any], source: str) -> tuple[LabConfig, Station, Path]:
+        """Validate a `crossbar:` section and its station file without opening anything."""
         cfg = validate_section(LabConfig, spec, source, prefix="crossbar")
         path = Path(cfg.station)
         if not path.is_absolute() and not path.exists() and Path(source).parent.joinpath(path).exists():
             path = Path(source).parent / path
-        station = load_station(path)
+        return cfg, load_station(path), path
+
+    @classmethod
+    def from_spec(cls, topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> LabCrossbar:
+        """Build from a config's `crossbar:` section `{kind: lab, station: FILE}`; errors name the key."""
+        cfg, station, path = cls.check_spec(spec, source)
         return cls(topology, station, config=cfg, source=str(path))
 
     @classmethod
@@ -573,6 +578,7 @@ class LabCrossbar:
         if delta == 0.0:
             return
         n = max(1, math.ceil(delta / self.guard.max_step_v - 1e-9))
+        touched: set[str] = set()
         for k in range(1, n + 1):
             step = {r: start[r] + (levels[r] - start[r]) * k / n for r in levels}
             for r, v in step.items():
@@ -583,8 +589,11 @@ class LabCrossbar:
                     by_inst.setdefault(inst, {})[ch] = v
             for inst, lv in by_inst.items():
                 self._call(inst, lambda i=self.instruments[inst], l=lv: i.apply_levels(l))
+                touched.add(inst)
             if k < n:
                 time.sleep(self.station.limits.ramp_step_s)
+        for inst in sorted(touched):  # one error-queue check per instrument and ramp
+            self._call(inst, lambda i=self.instruments[inst]: i.raise_errors("source levels"))
 
     def _connect_nudge(self, beta_s: float) -> None:
         cond = self.station.nudge.conductance  # type: ignore[union-attr]

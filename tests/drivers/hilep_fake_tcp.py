@@ -53,6 +53,16 @@ class FakeInstrument:
     def text(self) -> list[str]:
         return [m.decode("latin-1") for m in self.messages()]
 
+    def drop_clients(self) -> None:
+        """Close the open connections but keep listening: a dropped session that can be reopened."""
+        for c in list(self.clients):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self.clients.clear()
+
     def kill(self) -> None:
         """Close every connection and the listening socket: later writes fail, connects are refused."""
         self.stopped.set()

@@ -215,3 +215,36 @@ def test_unreachable_address_is_a_config_error_and_nothing_is_written(tmp_path):
         assert board.messages() == []
     finally:
         board.kill()
+
+
+def test_check_spec_validates_without_opening(tmp_path):
+    from hil.registry import check_crossbar
+
+    check_crossbar({"kind": "lab", "station": str(SIM)}, "cfg.yaml")
+    with pytest.raises(ConfigError, match="no such file"):
+        check_crossbar({"kind": "lab", "station": str(tmp_path / "none.yaml")}, "cfg.yaml")
+    # relative to the config file when not found from the working directory
+    (tmp_path / "st.yaml").write_text(SIM.read_text().replace(
+        "sim_devices.yaml@sim", f"{STATIONS / 'sim_devices.yaml'}@sim"))
+    check_crossbar({"kind": "lab", "station": "st.yaml"}, str(tmp_path / "run.yaml"))
+
+
+def test_dropped_session_is_reopened_with_back_off(fakes, caplog):
+    board, daq, station = fakes
+    with LabCrossbar.open(TCP_TOPO, station) as xbar:
+        xbar.measure(torch.zeros(1, 2), n_samples=3)
+        daq.drop_clients()
+        time.sleep(0.05)
+        caplog.set_level(logging.WARNING)
+        m = xbar.measure(torch.zeros(1, 2), n_samples=3)
+        assert m.voltages[0].shape == (1, 2)
+        assert "session dropped" in caplog.text and "reconnecting" in caplog.text
+
+
+def test_error_queue_checked_after_source_levels(fakes):
+    board, daq, station = fakes
+    with LabCrossbar.open(TCP_TOPO, station) as xbar:
+        start = len(board.messages())
+        xbar.measure(torch.tensor([[0.05, -0.05]]))
+        sent = board.text()[start:]
+        assert sent[0].startswith("SOUR:VOLT:BLK") and sent[1] == "SYST:ERR?"
