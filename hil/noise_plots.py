@@ -75,7 +75,8 @@ def histogram_figure(nodes: list[ns.NodeNoise], path: Path) -> Path:
         w = np.diff(e)
         ax.bar(e[:-1], c / (c.sum() * w), width=w, align="edge", alpha=0.6)
         v = np.linspace(e[0], e[-1], 200)
-        ax.plot(v, np.exp(-0.5 * (v / n.std_v) ** 2) / (n.std_v * np.sqrt(2 * np.pi)), "k-", lw=1)
+        if n.std_v > 0:
+            ax.plot(v, np.exp(-0.5 * (v / n.std_v) ** 2) / (n.std_v * np.sqrt(2 * np.pi)), "k-", lw=1)
         title = f"node {n.name}: std {n.std_v:.3g} V"
         if n.telegraph.bimodal:
             title += "\nbimodal: telegraph"

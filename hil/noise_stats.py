@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy import signal
+from scipy.ndimage import median_filter
 
 LN2X2 = 2.0 * math.log(2.0)  # Allan variance of 1/f noise per unit A^2
 
@@ -176,13 +177,15 @@ def fit_white_pink(spec: Spectrum, dt_s: float, f_hi_hz: float | None = None) ->
     cov = np.linalg.pinv(Xw.T @ Xw) / (0.95 * spec.segments)
     err = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     wh, a = coef
+    if a < 2.0 * err[1]:  # 1/f not significant at two standard errors: report none
+        a, err[1] = 0.0, 0.0
     sigma = math.sqrt(wh / (2.0 * dt_s))
     amp = math.sqrt(a)
     return WhitePinkFit(
         sigma_v=sigma,
         amplitude_v=amp,
         sigma_rel_err=0.5 * err[0] / wh if wh > 0 else math.inf,
-        amplitude_rel_err=0.5 * err[1] / a if a > 0 else math.inf,
+        amplitude_rel_err=0.5 * err[1] / a if a > 0 else 0.0,
         corner_1f_hz=a / wh if wh > 0 else math.inf,
         f_lo_hz=float(f[0]),
         f_hi_hz=float(f[-1]),
@@ -251,12 +254,14 @@ def detect_telegraph(x: np.ndarray, dt_s: float, min_separation: float = 2.0) ->
     lie more than `min_separation` common widths apart (Ashman's D > 2), the
     rarer level holds at least 0.5 % of the samples, and the histogram dips
     between the two means (a skewed or drifting single peak does not).  The state sequence comes
-    from a hysteresis threshold at 1/3 and 2/3 of the step (so white noise does
-    not make spurious transitions), the rates from the mean dwell times:
+    from a hysteresis threshold at 1/4 and 3/4 of the step on a 3-sample running
+    median (so white noise does not make spurious transitions), the rates from the mean dwell times:
     capture = 1 / mean time at the low level, emission = 1 / mean time at the high one.
     """
     x = np.asarray(x, dtype=np.float64)
     sub = x[:: max(1, x.size // 50_000)]
+    if not np.std(sub) > 0:
+        return TelegraphFit(False, 0.0)
     mu, wt, sd, gain = _two_gaussians(sub)
     order = np.argsort(mu)
     mu, wt = mu[order], wt[order]
@@ -265,11 +270,13 @@ def detect_telegraph(x: np.ndarray, dt_s: float, min_separation: float = 2.0) ->
     if not (sep > min_separation and wt.min() > 0.005 and bic_gain > 0 and _has_dip(sub, mu)):
         return TelegraphFit(False, sep)
     step = float(mu[1] - mu[0])
-    lo_th, hi_th = mu[0] + step / 3.0, mu[0] + 2.0 * step / 3.0
+    lo_th, hi_th = mu[0] + step / 4.0, mu[0] + 3.0 * step / 4.0
     state = np.empty(x.size, dtype=bool)
     s = bool(x[0] > mu[0] + step / 2.0)
-    # hysteresis, vectorised: the state changes only where x leaves the dead band
-    mark = np.where(x > hi_th, 1, np.where(x < lo_th, 0, -1))
+    # hysteresis on a 3-sample running median (one noisy sample is no transition), vectorised:
+    # the state changes only where the series leaves the dead band
+    xm = median_filter(x, size=3, mode="nearest")
+    mark = np.where(xm > hi_th, 1, np.where(xm < lo_th, 0, -1))
     idx = np.where(mark >= 0, np.arange(x.size), -1)
     last = np.maximum.accumulate(idx)
     state[:] = np.where(last >= 0, mark[np.maximum(last, 0)] == 1, s)
@@ -511,6 +518,8 @@ class WriteNoiseFit:
 
     sigma_abs: float
     sigma_rel: float
+    sigma_abs_err: float  # standard errors, from the chi-square spread of the pooled variances
+    sigma_rel_err: float
     level_g: np.ndarray
     level_std: np.ndarray
     level_std_err: np.ndarray
@@ -520,8 +529,12 @@ class WriteNoiseFit:
         return np.sqrt(self.sigma_abs**2 + (self.sigma_rel * np.asarray(g, dtype=np.float64)) ** 2)
 
 
-def _fit_var(g: np.ndarray, var: np.ndarray, dof: np.ndarray) -> tuple[float, float]:
-    """Weighted least squares of var = a2 + r2 g^2 (a2, r2 >= 0); weights dof / (2 var^2)."""
+def _fit_var(g: np.ndarray, var: np.ndarray, dof: np.ndarray) -> tuple[float, float, float, float]:
+    """Weighted least squares of var = a2 + r2 g^2 (a2, r2 >= 0); weights dof / (2 var^2).
+
+    Returns a2, r2 and their standard errors (a sample variance of `dof` degrees
+    of freedom has relative std sqrt(2/dof)).
+    """
     X = np.stack([np.ones_like(g), g**2], axis=1)
     model = var.copy()
     coef = np.zeros(2)
@@ -537,7 +550,10 @@ def _fit_var(g: np.ndarray, var: np.ndarray, dof: np.ndarray) -> tuple[float, fl
                 fits.append((float(((X @ c - var) * w) @ ((X @ c - var) * w)), c))
             coef = min(fits, key=lambda f: f[0])[1]
         model = np.maximum(X @ coef, 1e-300)
-    return float(coef[0]), float(coef[1])
+    w = np.sqrt(dof / 2.0) / model
+    cov = np.linalg.pinv((X * w[:, None]).T @ (X * w[:, None]))
+    err = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return float(coef[0]), float(coef[1]), float(err[0]), float(err[1])
 
 
 def fit_write_noise(target: np.ndarray, reps: np.ndarray, level_of: np.ndarray, grid: np.ndarray,
@@ -567,9 +583,12 @@ def fit_write_noise(target: np.ndarray, reps: np.ndarray, level_of: np.ndarray, 
     lg = np.array([mean_cell[(level_of == k) & use].mean() for k in range(grid.size) if keep[k]])
     lvar = np.array([var_cell[(level_of == k) & use].mean() for k in range(grid.size) if keep[k]])
     dof = ok[keep] * (r - 1.0)
-    a2, r2 = _fit_var(lg, lvar, dof)
+    a2, r2, a2_err, r2_err = _fit_var(lg, lvar, dof)
     lstd = np.sqrt(lvar)
-    return WriteNoiseFit(math.sqrt(a2), math.sqrt(r2), lg, lstd, lstd / np.sqrt(2.0 * dof), int(use.sum()))
+    a, r_ = math.sqrt(a2), math.sqrt(r2)
+    a_err = 0.5 * a2_err / a if a > 0 else math.sqrt(a2_err)  # d sqrt(v) = dv / (2 sqrt(v))
+    r_err = 0.5 * r2_err / r_ if r_ > 0 else math.sqrt(r2_err)
+    return WriteNoiseFit(a, r_, a_err, r_err, lg, lstd, lstd / np.sqrt(2.0 * dof), int(use.sum()))
 
 
 @dataclass

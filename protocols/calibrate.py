@@ -22,6 +22,7 @@ what is measured is the device, not the verify loop:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,19 +59,33 @@ def _write(xbar: Crossbar, block: str, shape: tuple[int, int], values: np.ndarra
     xbar.program({block: torch.as_tensor(values.reshape(shape), dtype=torch.float32)}, verify=False)
 
 
-def _now(xbar: Crossbar, x: torch.Tensor) -> tuple[float, float]:
-    """The crossbar's clock (s) and its sample period, from a 2-sample read."""
-    t = xbar.measure(x, n_samples=2).timestamps_s.double().cpu().numpy()
-    return float(t[0]), float(t[1] - t[0])
+class Clock:
+    """Time on the crossbar's clock when its timestamps run on across measure() calls (the twin's
+    clock advances only as it reads), else wall time (a board, whose timestamps restart per call)."""
 
+    def __init__(self, xbar: Crossbar, x: torch.Tensor) -> None:
+        self.xbar, self.x = xbar, x
+        a = xbar.measure(x, n_samples=1).timestamps_s.double().cpu().numpy()
+        b = xbar.measure(x, n_samples=1).timestamps_s.double().cpu().numpy()
+        self.running = bool(b[0] > a[-1])
+        self.dt_s = float(b[0] - a[-1]) if self.running else 0.0
 
-def hold_until(xbar: Crossbar, x: torch.Tensor, t_end_s: float, dt_s: float) -> float:
-    """Keep reading the held inputs until the crossbar's clock passes `t_end_s`; returns the clock."""
-    t = _now(xbar, x)[0]
-    while t < t_end_s:
-        n = int(min(_HOLD_CHUNK, max(1, math.ceil((t_end_s - t) / dt_s))))
-        t = float(xbar.measure(x, n_samples=n).timestamps_s[-1]) + dt_s
-    return t
+    def now(self) -> float:
+        if not self.running:
+            return time.monotonic()
+        return float(self.xbar.measure(self.x, n_samples=1).timestamps_s[-1]) + self.dt_s
+
+    def hold_until(self, t_end_s: float) -> float:
+        """Keep the held inputs on until `t_end_s` (reading them, on a crossbar clock); returns the time."""
+        t = self.now()
+        while t < t_end_s:
+            if not self.running:
+                time.sleep(min(t_end_s - t, 1.0))
+                t = self.now()
+                continue
+            n = int(min(_HOLD_CHUNK, max(1, math.ceil((t_end_s - t) / self.dt_s))))
+            t = float(self.xbar.measure(self.x, n_samples=n).timestamps_s[-1]) + self.dt_s
+        return t
 
 
 def calibrate_write(
@@ -145,12 +160,13 @@ def calibrate_write(
 
     # 4. drift over the hold ------------------------------------------------------------------------
     say("drift")
+    clock = Clock(xbar, x)
     _write(xbar, spec.block, shape, target)
-    t_w, dt = _now(xbar, x)
+    t_w = clock.now()
     g_w = _read(xbar, spec.block)
     times, values = [], []
     for h in sorted(spec.hold_s):
-        t = hold_until(xbar, x, t_w + h, dt)
+        t = clock.hold_until(t_w + h)
         values.append(_read(xbar, spec.block))
         times.append(t - t_w)
         stop()

@@ -127,7 +127,11 @@ def load_characterize_config(name: str | Path | None, overrides: list[str] | Non
             path = alt if alt.exists() else path
         data = read_yaml(path)
         source = str(path)
-    data = apply_overrides(data, overrides or [], source)
+    # a calibration file named on the command line is relative to the working directory
+    sets = [f"{o.partition('=')[0]}={Path(o.partition('=')[2]).resolve()}"
+            if o.startswith("crossbar.calibration=") and o.partition("=")[2] not in ("", "null") else o
+            for o in overrides or []]
+    data = apply_overrides(data, sets, source)
     if crossbar is not None and crossbar != "twin":
         data["crossbar"] = {"kind": "lab", "station": crossbar}
     elif crossbar == "twin":
@@ -200,6 +204,11 @@ class ReadNoiseResult:
         }
 
 
+def running_clock(times: np.ndarray, starts: list[int]) -> bool:
+    """Whether timestamps run on across measure() calls (a crossbar clock), or restart at each call."""
+    return bool(np.all(np.diff(times) > 0)) and all(times[s] > times[s - 1] for s in starts[1:])
+
+
 def read_noise_entries(combined: dict[str, float], dt_s: float, duration_s: float,
                        quant_step_v: float | None) -> tuple[list[dict[str, Any]], list[str]]:
     """The twin's `read_noise` list for what was measured (see simulators/README.md, 'Calibration')."""
@@ -238,10 +247,12 @@ def characterize_read(
     t0 = time.perf_counter()
     reads = np.empty((spec.n_reads, len(nodes)), dtype=np.float64)
     times = np.empty(spec.n_reads, dtype=np.float64)
+    walls = []
     starts: list[int] = []
     done = 0
     while done < spec.n_reads:
         n = min(spec.chunk, spec.n_reads - done)
+        walls.append(time.perf_counter() - t0)
         m = xbar.measure(x, n_samples=n, keep_samples=True)
         if m.samples is None:
             raise RuntimeError(f"{type(xbar).__name__}.measure(keep_samples=True) returned no samples")
@@ -254,9 +265,15 @@ def characterize_read(
             progress(done, spec.n_reads)
         if should_stop:
             should_stop()
+    notes: list[str] = []
+    if not running_clock(times, starts):
+        # timestamps that restart at each measure() call: place each chunk by the wall clock
+        times = times + np.repeat(np.array(walls), np.diff([*starts, spec.n_reads]))
+        notes.append("the crossbar's timestamps restart at each measure(); chunks placed by the wall clock")
     dt, dead = ns.sample_period(times)
     gaps = [times[s] - times[s - 1] - dt for s in starts[1:]]
     overhead = float(np.mean(gaps)) if gaps else 0.0
+    overhead = overhead if overhead > 1e-6 * dt else 0.0
     if spec.detrend == "linear":  # the mean stays; the slope (drifting conductances) goes
         tc = times - times.mean()
         reads -= np.outer(tc, (tc @ (reads - reads.mean(axis=0))) / (tc @ tc))
@@ -264,7 +281,8 @@ def characterize_read(
     combined = ns.combine(results)
     duration = float(times[-1] - times[0] + dt)
     q = [r.quant_step_v for r in results if r.quant_step_v is not None]
-    entries, notes = read_noise_entries(combined, dt, duration, float(np.median(q)) if q else None)
+    entries, more = read_noise_entries(combined, dt, duration, float(np.median(q)) if q else None)
+    notes += more
     if dead > 0.01 * duration:
         notes.append(f"{dead:.3g} s of gaps between chunks ({100 * dead / duration:.1f} % of the run): "
                      "the PSD and Allan deviation treat the reads as evenly spaced")

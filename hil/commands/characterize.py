@@ -32,7 +32,7 @@ from hil.protocols.characterize_noise import (
     load_characterize_config,
     topology_for,
 )
-from hil.registry import open_crossbar
+from hil.registry import check_crossbar, open_crossbar
 from hil.runner import Runner, StopRequested
 from hil.store import Store, atomic_write_text, code_version
 
@@ -65,6 +65,11 @@ def calibration_yaml(cfg: CharacterizeConfig, run_id: str, source: str, read: Re
     return yaml.safe_dump(body, sort_keys=False, default_flow_style=None)
 
 
+def _corner(c: dict[str, float], dt_s: float) -> str:
+    white = 2 * c["white_sigma_v"] ** 2 * dt_s
+    return f"{c['pink_amplitude_v'] ** 2 / white:.4g} Hz" if white > 0 else "n/a (no white noise)"
+
+
 def summary_text(cfg: CharacterizeConfig, run_id: str, read: ReadNoiseResult | None,
                  write: WriteResult | None) -> str:
     lines = [f"{cfg.name} ({run_id}) on {cfg.crossbar.get('kind', 'twin')}"]
@@ -74,8 +79,7 @@ def summary_text(cfg: CharacterizeConfig, run_id: str, read: ReadNoiseResult | N
             f"read noise: {len(read.nodes)} nodes x {read.nodes[0].n} reads, sample period {read.dt_s:.4g} s, "
             f"dead time per measure() {read.overhead_s:.3g} s",
             f"  white sigma {c['white_sigma_v']:.4g} V per sample; 1/f amplitude {c['pink_amplitude_v']:.4g} V "
-            f"(PSD A^2/f), corner where 1/f = white: "
-            f"{c['pink_amplitude_v'] ** 2 / (2 * c['white_sigma_v'] ** 2 * read.dt_s):.4g} Hz",
+            f"(PSD A^2/f), corner where 1/f = white: {_corner(c, read.dt_s)}",
         ]
         for n in read.nodes:
             tau, adev = n.allan.minimum()
@@ -122,17 +126,20 @@ def _run(command: str, config: str | None, sets: list[str], crossbar: str | None
          workspace: str | None, quiet: bool, do_read: bool, do_write: bool) -> None:
     cfg, raw, source = load_characterize_config(config, sets, crossbar)
     topology = topology_for(cfg, source)
+    check_crossbar(cfg.crossbar, source)
     store = Store(workspace)
     kind = cfg.crossbar.get("kind", "twin")
-    run_id = store.create_run(cfg.name, raw, kind=command, crossbar=kind)
-    out_dir = Path(out) if out else store.run_dir(run_id)
-    console.print(f"run [bold]{run_id}[/]  layers {topology.layers}  crossbar {kind}  out {out_dir}", highlight=False)
     read = write = None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, transient=True, disable=quiet)
     with Runner() as runner:
+        # the crossbar opens (calibration file, instruments) before a run is created: bad input leaves none
+        xbar = runner.attach(open_crossbar(topology, cfg.crossbar, seed=cfg.seed, source=source))
+        run_id = store.create_run(cfg.name, raw, kind=command, crossbar=kind)
+        out_dir = Path(out) if out else store.run_dir(run_id)
+        console.print(f"run [bold]{run_id}[/]  layers {topology.layers}  crossbar {kind}  out {out_dir}",
+                      highlight=False)
         try:
-            xbar = runner.attach(open_crossbar(topology, cfg.crossbar, seed=cfg.seed, source=source))
             with progress:
                 if do_read:
                     task = progress.add_task("reads", total=cfg.read.n_reads)
