@@ -79,7 +79,7 @@ def test_twin_loads_a_calibration_relative_to_its_config(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("crossbar: {kind: twin, calibration: cal.yaml}\n")
     top = Topology((4, 4, 2))
-    spec = {"kind": "twin", "calibration": "cal.yaml", "devices": [{"kind": "levels", "n_levels": 4}]}
+    spec = {"kind": "twin", "device": "cpu", "calibration": "cal.yaml", "devices": [{"kind": "levels", "n_levels": 4}]}
     xbar = TwinCrossbar.from_spec(top, spec, seed=0, source=str(config))
     kinds = [m.kind for m in xbar.read.models]
     assert kinds == ["gaussian", "pink", "telegraph", "telegraph", "adc"]
@@ -102,7 +102,7 @@ def test_twin_config_errors_name_the_key():
 def test_ideal_switch_turns_the_calibration_off(tmp_path):
     (tmp_path / "cal.yaml").write_text(EXAMPLE)
     top = Topology((4, 4, 2))
-    xbar = TwinCrossbar(top, TwinConfig(calibration=str(tmp_path / "cal.yaml"), ideal=True, sigma=1e-3,
+    xbar = TwinCrossbar(top, TwinConfig(calibration=str(tmp_path / "cal.yaml"), ideal=True, device="cpu", sigma=1e-3,
                                         diode="shockley"))
     assert xbar.read.is_noiseless and xbar.devices is None and xbar.solver.diode is None
     g = {"G1": torch.rand(4, 4), "G2": torch.rand(4, 2), "b1": torch.zeros(4), "b2": torch.zeros(2)}

@@ -20,7 +20,7 @@ CELLS = 200 * 200
 
 
 def twin(devices, top=TOP, seed=0, **kw) -> TwinCrossbar:
-    return TwinCrossbar(top, TwinConfig(dtype="float64", devices=devices, **kw), seed=seed)
+    return TwinCrossbar(top, TwinConfig(dtype="float64", device="cpu", devices=devices, **kw), seed=seed)
 
 
 def const(value: float, top=TOP) -> dict[str, torch.Tensor]:

@@ -59,7 +59,7 @@ def test_twin_shockley_matches_ngspice_on_random_networks():
     for k in range(24):
         top, g, x = random_network(gen)
         nudge = Nudge(0.5, torch.rand(1, top.n_out, generator=gen, dtype=torch.float64)) if k % 3 == 0 else None
-        cfg = TwinConfig(dtype="float64", diode="shockley", tol_v=1e-13, max_iter=100_000)
+        cfg = TwinConfig(dtype="float64", device="cpu", diode="shockley", tol_v=1e-13, max_iter=100_000)
         xbar = TwinCrossbar(top, cfg, seed=0)
         xbar.program(g)
         m = xbar.measure(x.unsqueeze(0), nudge=nudge)

@@ -12,6 +12,7 @@ TOP = Topology((8, 6, 3), g_max=2.0)
 
 EVERYTHING = dict(
     dtype="float64",
+    device="cpu",
     sigma=1e-3,
     read_noise=[
         {"kind": "pink", "amplitude_v": 1e-3, "corner_hz": 10.0},
@@ -78,7 +79,7 @@ def test_same_seed_same_run_and_a_resumed_run_is_bit_identical():
 
 
 def test_default_twin_takes_the_ideal_fast_path():
-    xbar = TwinCrossbar(TOP, TwinConfig(sigma=1e-3))
+    xbar = TwinCrossbar(TOP, TwinConfig(sigma=1e-3, device="cpu"))
     assert xbar.devices is None and xbar.solver.diode is None and xbar.read.is_gaussian
     g = {k: v.float() for k, v in params().items()}
     report = xbar.program(g)
@@ -100,7 +101,8 @@ def test_ideal_switch_matches_the_noiseless_ideal_solver():
 
 
 def test_adc_saturation_is_reported():
-    cfg = TwinConfig(dtype="float64", read_noise=[{"kind": "adc", "bits": 8, "v_min": -0.01, "v_max": 0.01}])
+    adc = {"kind": "adc", "bits": 8, "v_min": -0.01, "v_max": 0.01}
+    cfg = TwinConfig(dtype="float64", device="cpu", read_noise=[adc])
     xbar = TwinCrossbar(TOP, cfg)
     xbar.program(params())
     m = xbar.measure(torch.ones(2, 8, dtype=torch.float64), n_samples=4)
