@@ -67,6 +67,7 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         super().__init__(adapter, name, **kwargs)
         self._init_safe()
         self.binary = binary
+        self.nplc = 1.0
 
     def reset_data_format(self) -> None:
         """Nothing here: pymeasure calls this from __init__, and hil-ep sends nothing before configure()."""
@@ -97,6 +98,7 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         """Voltmeter: source 0 A with |V| compliance v_max, measure V."""
         self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT {v_max:g}')
         self.voltage_nplc = nplc
+        self.nplc = nplc
         self.output_enabled = True
         self.raise_errors("configure_reads")
 
@@ -114,8 +116,9 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         for k in range(math.ceil(n / TRACE_CHUNK)):
             c = min(TRACE_CHUNK, n - k * TRACE_CHUNK)
             self.write(f":TRAC:CLE;:TRAC:POIN {c};:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN {c};:INIT;*WAI")
-            self.write(":TRAC:DATA?")
-            out.append(read_binary(self, "<f4", c) if self.binary else parse_ascii(self.read(), c, self.name))
+            with self.timeout_for(c * self.nplc * 0.02):
+                self.write(":TRAC:DATA?")
+                out.append(read_binary(self, "<f4", c) if self.binary else parse_ascii(self.read(), c, self.name))
         return np.concatenate(out).reshape(n, 1)
 
     def ramp_down_commands(self, max_step: float) -> Iterator[str]:

@@ -65,6 +65,7 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         super().__init__(adapter, name, **kwargs)
         self._init_safe()
         self.binary = binary
+        self.nplc = 1.0
 
     def identify(self) -> str:
         """Get the identification string (*IDN?)."""
@@ -91,6 +92,7 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         """Voltmeter: source 0 A with a |V| limit of v_max, measure V."""
         self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM {v_max:g};:SENS:FUNC "VOLT"')
         self.voltage_nplc = nplc
+        self.nplc = nplc
         self.output_enabled = True
         self.raise_errors("configure_reads")
 
@@ -106,8 +108,9 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         strict_range(n, [1, BUFFER_MAX])
         self.write(f':TRAC:POIN {max(n, 10)},"defbuffer1";:TRAC:CLE "defbuffer1";:COUN {n};'
                    ':TRAC:TRIG "defbuffer1";*WAI')
-        self.write(f':TRAC:DATA? 1,{n},"defbuffer1",READ')
-        values = read_binary(self, "<f4", n) if self.binary else parse_ascii(self.read(), n, self.name)
+        with self.timeout_for(n * self.nplc * 0.02):
+            self.write(f':TRAC:DATA? 1,{n},"defbuffer1",READ')
+            values = read_binary(self, "<f4", n) if self.binary else parse_ascii(self.read(), n, self.name)
         return values.reshape(n, 1)
 
     def ramp_down_commands(self, max_step: float) -> Iterator[str]:

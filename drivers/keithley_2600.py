@@ -97,6 +97,7 @@ class Keithley2600(SafeInstrument, Instrument):
         self.binary = binary
         self.sources: set[str] = set()
         self.used: set[str] = set()
+        self.nplc = 1.0
 
     def channel(self, ch: str) -> SMU:
         if ch not in ("a", "b"):
@@ -127,6 +128,7 @@ class Keithley2600(SafeInstrument, Instrument):
         for ch in channels:
             self.channel(ch).configure_voltmeter(v_max, nplc)
             self.used.add(ch)
+        self.nplc = nplc
         self.raise_errors("configure_reads")
 
     def apply_levels(self, levels: dict[str, float]) -> None:
@@ -153,11 +155,12 @@ class Keithley2600(SafeInstrument, Instrument):
         bufs = ",".join(f"smu{ch}.nvbuffer1.readings" for ch in channels)
         parts.append(f"printbuffer(1,{n},{bufs})")
         k = len(channels)
-        self.write(" ".join(parts))
-        if self.binary:
-            values = read_binary(self, "<f4", n * k)
-        else:
-            values = parse_ascii(self.read(), n * k, self.name)
+        with self.timeout_for(n * k * self.nplc * 0.02):  # the script runs before the reply comes
+            self.write(" ".join(parts))
+            if self.binary:
+                values = read_binary(self, "<f4", n * k)
+            else:
+                values = parse_ascii(self.read(), n * k, self.name)
         return values.reshape(n, k)
 
     # --- memristive programming -----------------------------------------------------------

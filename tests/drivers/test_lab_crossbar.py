@@ -158,7 +158,7 @@ def test_tcp_nodelay_and_constant_transactions_per_read(fakes):
         t0 = time.perf_counter()
         for _ in range(20):
             xbar.instruments["daq"].identify()
-        assert (time.perf_counter() - t0) / 20 < 0.02
+        assert (time.perf_counter() - t0) / 20 < 0.03  # Nagle on would cost ~40-90 ms per query
 
 
 def test_ramp_rate_respected_on_the_wire(fakes):
