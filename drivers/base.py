@@ -1,28 +1,25 @@
-"""What every hil-ep instrument shares: opening a link, cleanup by writes only, error checks.
+"""What every hil-ep instrument shares: cleanup by writes only, short timeouts, error checks, binary blocks.
 
 `SafeInstrument` is a mixin placed before pymeasure's `Instrument` in the bases.  It
 keeps the last value written to each source (so that shutdown ramps down without a
 single query), gives `_try` (write, log the failure, never raise) and
-`short_timeout`, checks the error queue after writes, and reconnects a dropped VISA
-session with back-off.
+`short_timeout`, and checks the error queue after writes.  Reconnecting a dropped
+session with back-off is `LabCrossbar._call`'s job (it owns the station's addresses).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
-
-T = TypeVar("T")
 
 
 class InstrumentError(RuntimeError):
@@ -244,32 +241,3 @@ def read_binary(instrument: Any, dtype: str, expected: int) -> np.ndarray:
             raise InstrumentError(f"{instrument.name}: expected {expected} readings, got {values.size}")
         return values
     return parse_ieee_block(instrument.read_bytes(-1), dtype, expected, instrument.name)
-
-
-def with_reconnect(instrument: Any, action: Callable[[], T], tries: int, base_delay_s: float = 0.2) -> T:
-    """Run `action`; on a dropped VISA session reopen it with exponential back-off and retry."""
-    delay = base_delay_s
-    for attempt in range(tries + 1):
-        try:
-            return action()
-        except (ConnectionError, OSError) as exc:
-            if attempt == tries:
-                raise
-            log.warning("%s: link dropped (%s); reconnecting in %.1f s", instrument.name, exc, delay)
-            time.sleep(delay)
-            delay *= 2
-            reopen = getattr(instrument.adapter, "reopen", None)
-            if reopen is not None:
-                try:
-                    reopen()
-                except Exception as exc2:  # try again after the next delay
-                    log.warning("%s: reconnect failed: %s", instrument.name, exc2)
-    raise AssertionError("unreachable")
-
-
-_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def numbers_in(command: str) -> list[float]:
-    """Every number in a command string (used by tests and by the dry run)."""
-    return [float(m) for m in _NUM.findall(command)]

@@ -197,6 +197,7 @@ class LabCrossbar:
         self.v_unit = station.scales.v_unit_v or topology.v_unit
         self._closed = False
         self._cleaning = False
+        self.cleanup_failures: list[str] = []
         self._check_fit()
         self.inputs = station.input_refs()
         self.layers = station.layer_refs()
@@ -358,6 +359,9 @@ class LabCrossbar:
             return
         log.warning("SIGTERM: bringing the station to its safe state")
         raise SystemExit(128 + signum)  # unwinds through `with` blocks and close()
+
+    def _on_sigint_during_cleanup(self, signum: int, frame: Any) -> None:
+        log.warning("Ctrl-C during cleanup: ignored until every source is at 0 V and off")
 
     def _at_exit(self) -> None:
         if not self._closed:
@@ -618,6 +622,9 @@ class LabCrossbar:
     def safe_state(self) -> None:
         """Every source ramped to 0 V and off, switches open: writes only, bounded in time; never raises."""
         self._cleaning = True
+        previous_sigint = None
+        if threading.current_thread() is threading.main_thread():  # a 2nd Ctrl-C must not cut cleanup short
+            previous_sigint = signal.signal(signal.SIGINT, self._on_sigint_during_cleanup)
         deadline = time.monotonic() + self.config.cleanup_timeout_s
         lim = self.station.limits
         failures: list[str] = []
@@ -637,6 +644,8 @@ class LabCrossbar:
                           ", ".join(failures))
         finally:
             self._cleaning = False
+            if previous_sigint is not None:
+                signal.signal(signal.SIGINT, previous_sigint)
         self.cleanup_failures = failures
 
     def close(self) -> None:

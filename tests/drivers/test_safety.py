@@ -171,3 +171,22 @@ def test_the_wire_checker_is_not_vacuous():
         wire.check("board", "SOUR:VOLT:ASC 0.5,0,0,0")  # a jump faster than the ramp rate
     with pytest.raises(AssertionError):
         wire.check("board", "G:SET:ASC G1,0.002,1e-05")
+
+
+def test_ctrl_c_during_cleanup_is_logged_not_raised(caplog):
+    xbar = LabCrossbar.open(TOPO, SIM)
+    xbar.measure(torch.tensor([[0.3, 0.0, -0.3, 0.0]]))
+    board = xbar.instruments["board"]
+    original, sent = board._try, []
+
+    def interrupted(cmd):
+        if not sent:
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C, just as cleanup starts
+        sent.append(cmd)
+        return original(cmd)
+
+    board._try = interrupted
+    xbar.close()  # must not raise KeyboardInterrupt
+    assert sent[-2:] == ["NUDG:STAT OFF", "OUTP OFF"]
+    assert "Ctrl-C during cleanup" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
