@@ -75,6 +75,11 @@ class TrainHooks:
     def load(self) -> dict[str, Any] | None:
         return None
 
+    @property
+    def stopping(self) -> bool:
+        """True when a stop was asked for: the loop then saves a checkpoint before `should_stop`."""
+        return False
+
     def should_stop(self) -> None:
         """Raise to stop at this batch boundary (after `save`)."""
 
@@ -142,7 +147,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             tally.pending.append(row)
             tally.wall_s = time.perf_counter() - t_epoch
             hooks.batch(row, tally.correct / tally.seen, len(idx) / max(time.perf_counter() - t0, 1e-9))
-            if (b + 1) % tc.checkpoint_every == 0 and b + 1 < n_batches:
+            if hooks.stopping or ((b + 1) % tc.checkpoint_every == 0 and b + 1 < n_batches):
                 hooks.save(snapshot(epoch, b + 1))
                 tally.pending = []
             hooks.should_stop()

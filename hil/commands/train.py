@@ -80,6 +80,10 @@ class StoreHooks(TrainHooks):
             self.store.add_batches(self.run_id, state["tally"]["pending"])
         return state
 
+    @property
+    def stopping(self) -> bool:
+        return self.runner.stopping
+
     def should_stop(self) -> None:
         self.runner.checkpoint()
 

@@ -84,6 +84,9 @@ def test_sigterm_stops_at_a_checkpoint_with_exit_143_and_resumes(tmp_path):
     assert f"hil train --resume {run_id}" in out
     store = Store(tmp_path)
     assert store.run(run_id)["status"] == "interrupted"
+    # the stop itself wrote a checkpoint at the batch it stopped after, not only the periodic ones
+    ckpt = store.load_checkpoint(run_id)
+    assert len(store.batches(run_id)) == ckpt["epoch"] * 100 + ckpt["batch"]
     resumed = run_hil("train", "--resume", run_id, "--workspace", str(tmp_path), "--quiet", timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert len(store.epochs(run_id)) == 2
