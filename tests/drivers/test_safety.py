@@ -113,14 +113,11 @@ SCRIPT = textwrap.dedent("""
     from hil.drivers.lab import LabCrossbar
     mode, station = sys.argv[1], sys.argv[2]
     topo = Topology(layers=(2, 2, 1), g_unit=1e-4)
-    if mode == "atexit":
-        xb = LabCrossbar.open(topo, station)
-        xb.measure(torch.tensor([[0.6, -0.6]]))
-        print("READY", flush=True)
-        sys.exit(0)
     with LabCrossbar.open(topo, station) as xb:
         xb.measure(torch.tensor([[0.6, -0.6]]))
         print("READY", flush=True)
+        if mode in ("exit", "raise"):
+            sys.stdin.readline()
         if mode == "raise":
             raise RuntimeError("boom")
         while mode in ("sigint", "sigterm"):
@@ -129,38 +126,80 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode,code", [("exit", 0), ("raise", 1), ("atexit", 0),
-                                       ("sigint", (130, -signal.SIGINT)), ("sigterm", 143)])
-def test_every_exit_ramps_down_and_switches_off(tmp_path, mode, code):
-    board, daq = FakeInstrument("conductance_board"), FakeInstrument("daq970a")
-    station = tmp_path / "station.yaml"
-    write_station(station, board, daq)
-    script = tmp_path / "run.py"
+MODES = {"exit": (0,), "raise": (1,), "sigint": (130, -signal.SIGINT), "sigterm": (143,)}
+
+
+@pytest.fixture(scope="module")
+def exits(tmp_path_factory):
+    """Run every exit path at once (one subprocess each, all in parallel); what each fake board saw."""
+    tmp = tmp_path_factory.mktemp("exits")
+    script = tmp / "run.py"
     script.write_text(SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), mode, str(station)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    runs = {}
     try:
-        assert proc.stdout.readline().strip() == "READY"
-        at_ready = len(board.messages())
-        if mode == "sigint":
-            proc.send_signal(signal.SIGINT)
-        elif mode == "sigterm":
-            proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        assert wait_for(lambda: board.text()[-1:] == ["OUTP OFF"], timeout_s=2.0), board.text()[-3:]
+        for mode in MODES:
+            board, daq = FakeInstrument("conductance_board"), FakeInstrument("daq970a")
+            station = tmp / f"{mode}.yaml"
+            write_station(station, board, daq)
+            proc = subprocess.Popen([sys.executable, str(script), mode, str(station)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            runs[mode] = (proc, board, daq)
+        results = {}
+        for mode, (proc, board, _daq) in runs.items():
+            ready = proc.stdout.readline().strip() == "READY"
+            at_ready = len(board.messages())
+            if mode in ("sigint", "sigterm"):
+                proc.send_signal(signal.SIGINT if mode == "sigint" else signal.SIGTERM)
+            else:
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            wait_for(lambda b=board: b.text()[-1:] == ["OUTP OFF"], timeout_s=2.0)
+            results[mode] = (ready, proc.returncode, proc.stderr.read()[-2000:], board.messages()[at_ready:])
+        yield results
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        board.kill()
-        daq.kill()
-    assert proc.returncode in (code if isinstance(code, tuple) else (code,)), proc.stderr.read()[-2000:]
-    after = board.messages()[at_ready:]
+        for proc, board, daq in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            board.kill()
+            daq.kill()
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_exit_ramps_down_and_switches_off(exits, mode):
+    ready, code, stderr, after = exits[mode]
+    assert ready, stderr
+    assert code in MODES[mode], stderr
     levels = [v for v in map(decode_levels, after) if v is not None]
     assert levels and np.allclose(levels[-1], 0.0), "no ramp to 0 V"
     peak = max(np.max(np.abs(v)) for v in levels)
     assert peak <= 0.6 + 1e-6 and len(levels) >= 6  # 0.6 V down in steps of <= 0.1 V
     assert [m.decode() for m in after[-2:]] == ["NUDG:STAT OFF", "OUTP OFF"]
+
+
+def test_interpreter_exit_hook_brings_the_station_to_its_safe_state(monkeypatch):
+    import hil.drivers.lab as lab
+
+    hooks = []
+    monkeypatch.setattr(lab.atexit, "register", hooks.append)
+    monkeypatch.setattr(lab.atexit, "unregister", lambda fn: fn in hooks and hooks.remove(fn))
+    xbar = LabCrossbar.open(TOPO, SIM)
+    xbar.measure(torch.tensor([[0.3, 0.0, -0.3, 0.0]]))
+    sent = []
+    board = xbar.instruments["board"]
+    original = board._try
+    board._try = lambda cmd: sent.append(cmd) or original(cmd)
+    ours = [h for h in hooks if getattr(h, "__self__", None) is xbar]
+    assert len(ours) == 1
+    ours[0]()  # what the interpreter runs at exit when nobody closed the crossbar
+    assert xbar._closed and ours[0] not in hooks
+    assert sent[-3:] == ["SOUR:VOLT:ASC 0,0,0,0", "NUDG:STAT OFF", "OUTP OFF"]
 
 
 def test_the_wire_checker_is_not_vacuous():
