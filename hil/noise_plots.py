@@ -121,11 +121,11 @@ def drift_figure(cal: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.0, 3.6), constrained_layout=True)
     t = np.asarray(cal["drift_t_s"])
     r = np.asarray(cal["drift_ratio"])
-    ax.loglog(t, r, "o", label="mean over cells")
+    ax.semilogx(t, r, "o", label="mean over cells")
     if cal.get("nu") is not None and t.size:
         tt = np.logspace(np.log10(t.min()), np.log10(t.max()), 50)
-        label = rf"fit $(t/t_0)^{{-\nu}}$, $\nu$={cal['nu']:.3g}"
-        ax.loglog(tt, (tt / cal["t0_s"]) ** -cal["nu"], "r-", lw=1, label=label)
+        label = rf"fit $(t/t_0)^{{-\nu}}$, $\nu$={cal['nu']:.3g}, $t_0$={cal['t0_s']:.3g} s"
+        ax.semilogx(tt, (tt / cal["t0_s"]) ** -cal["nu"], "r-", lw=1, label=label)
     ax.set_xlabel("time after write (s)")
     ax.set_ylabel("g(t) / g(write)")
     ax.grid(True, which="both", alpha=0.3)

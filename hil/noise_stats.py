@@ -488,8 +488,11 @@ class RangeFit:
     g_max: float
     spread_rel: float
     upper_found: bool
+    p_off: float  # fraction of cells stuck at their low bound (writes do not move them)
+    p_on: float  # fraction stuck at their high bound
     lo_cell: np.ndarray = field(repr=False)
     hi_cell: np.ndarray = field(repr=False)
+    stuck: np.ndarray = field(repr=False)  # bool per cell
 
 
 def fit_range(lows: np.ndarray, highs: np.ndarray, low_req: float, high_req: float,
@@ -503,13 +506,19 @@ def fit_range(lows: np.ndarray, highs: np.ndarray, low_req: float, high_req: flo
     """
     lo_cell = np.asarray(lows, dtype=np.float64).min(axis=0)
     hi_cell = np.asarray(highs, dtype=np.float64).max(axis=0)
-    g_min, g_max = float(lo_cell.mean()), float(hi_cell.mean())
+    swing = hi_cell - lo_cell
+    stuck = swing < 0.2 * np.median(swing)  # a cell that the writes do not move
+    free = ~stuck if (~stuck).sum() >= 2 else np.ones_like(stuck)
+    g_min, g_max = float(lo_cell[free].mean()), float(hi_cell[free].mean())
+    at = 0.5 * (lo_cell + hi_cell)
+    p_on = float((stuck & (at > 0.5 * (g_min + g_max))).mean())
+    p_off = float(stuck.mean()) - p_on
     upper = high_is_bound or g_max < (1.0 - 1e-3) * high_req
-    rel = [float(hi_cell.std(ddof=1) / g_max)] if g_max > 0 else []
+    rel = [float(hi_cell[free].std(ddof=1) / g_max)] if g_max > 0 else []
     if g_min > 1e-12 * max(g_max, 1e-300):
-        rel.append(float(lo_cell.std(ddof=1) / g_min))
+        rel.append(float(lo_cell[free].std(ddof=1) / g_min))
     spread = math.sqrt(sum(r * r for r in rel) / len(rel)) if rel else 0.0
-    return RangeFit(g_min, g_max, spread, bool(upper), lo_cell, hi_cell)
+    return RangeFit(g_min, g_max, spread, bool(upper), p_off, p_on, lo_cell, hi_cell, stuck)
 
 
 @dataclass
@@ -558,26 +567,28 @@ def _fit_var(g: np.ndarray, var: np.ndarray, dof: np.ndarray) -> tuple[float, fl
 
 def fit_write_noise(target: np.ndarray, reps: np.ndarray, level_of: np.ndarray, grid: np.ndarray,
                     lo_cell: np.ndarray | None = None, hi_cell: np.ndarray | None = None,
-                    margin_sigmas: float = 4.0) -> WriteNoiseFit:
+                    margin_sigmas: float = 4.0, exclude: np.ndarray | None = None) -> WriteNoiseFit:
     """Write noise vs g from `reps` (repeats, cells), cell i written to `target[i] = grid[level_of[i]]`.
 
     The std over the repeats of one cell is its write noise (cell-to-cell offsets,
     e.g. from levels, cancel); variances are pooled over the cells of a target.
     Cells whose target lies within `margin_sigmas` write stds of their own bound
-    are left out (their writes are clipped, which shrinks the std).
+    are left out (their writes are clipped, which shrinks the std), and so are
+    the cells in `exclude` (stuck ones).
     """
     reps = np.asarray(reps, dtype=np.float64)
     r = reps.shape[0]
     var_cell = reps.var(axis=0, ddof=1)
     mean_cell = reps.mean(axis=0)
-    use = np.ones(target.size, dtype=bool)
+    keep_cells = np.ones(target.size, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+    use = keep_cells.copy()
     for _ in range(2):
         lv = np.array([var_cell[(level_of == k) & use].mean() if ((level_of == k) & use).any() else np.nan
                        for k in range(grid.size)])
         if lo_cell is None or hi_cell is None:
             break
         sd = np.sqrt(np.nan_to_num(lv, nan=np.nanmax(lv)))[level_of]
-        use = (target - lo_cell > margin_sigmas * sd) & (hi_cell - target > margin_sigmas * sd)
+        use = keep_cells & (target - lo_cell > margin_sigmas * sd) & (hi_cell - target > margin_sigmas * sd)
     ok = np.array([((level_of == k) & use).sum() for k in range(grid.size)])
     keep = ok > 0
     lg = np.array([mean_cell[(level_of == k) & use].mean() for k in range(grid.size) if keep[k]])

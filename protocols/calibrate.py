@@ -141,7 +141,8 @@ def calibrate_write(
         stop()
     reps_a = np.array(reps)
     wn = ns.fit_write_noise(target, reps_a, level_of, grid, lo_cell if rng.upper_found else None,
-                            hi_cell if rng.upper_found else None, margin_sigmas=spec.margin_sigmas)
+                            hi_cell if rng.upper_found else None, margin_sigmas=spec.margin_sigmas,
+                            exclude=rng.stuck)
 
     # 3. levels from a ramp across each cell's range ----------------------------------------------
     say("levels")
@@ -155,8 +156,9 @@ def calibrate_write(
         ramp.append(_read(xbar, spec.block))
         stop()
     ramp_a = np.array(ramp)
-    lev = ns.fit_levels(ramp_req, ramp_a.mean(axis=0), lo_cell, hi_cell,
-                        noise_std=wn.std_at(ramp_req) / math.sqrt(spec.repeats)) if rng.upper_found else None
+    free = ~rng.stuck
+    lev = ns.fit_levels(ramp_req[free], ramp_a.mean(axis=0)[free], lo_cell[free], hi_cell[free],
+                        noise_std=wn.std_at(ramp_req[free]) / math.sqrt(spec.repeats)) if rng.upper_found else None
 
     # 4. drift over the hold ------------------------------------------------------------------------
     say("drift")
@@ -170,18 +172,20 @@ def calibrate_write(
         values.append(_read(xbar, spec.block))
         times.append(t - t_w)
         stop()
-    drift = ns.fit_drift(np.array(times), g_w, np.array(values))
+    drift = ns.fit_drift(np.array(times), g_w[free], np.array(values)[:, free])
 
     devices: list[dict[str, Any]] = []
     if wn.sigma_abs > 0 or wn.sigma_rel > 0:
         devices.append({"kind": "write_noise", "sigma_abs": wn.sigma_abs, "sigma_rel": wn.sigma_rel, "poly": []})
     if rng.upper_found:
         devices.append({"kind": "range", "g_min": rng.g_min, "g_max": rng.g_max, "spread_rel": rng.spread_rel})
+    if rng.p_off > 0 or rng.p_on > 0:
+        devices.append({"kind": "stuck", "p_off": rng.p_off, "p_on": rng.p_on})
     if lev is not None and lev.n_levels is not None:
         devices.append({"kind": "levels", "n_levels": lev.n_levels})
     if drift.nu is not None:
         devices.append({"kind": "drift", "nu": drift.nu, "nu_spread": drift.nu_spread, "t0_s": drift.t0_s})
-    fits = {"write_noise": ns.as_dict(wn), "range": ns.as_dict(rng, skip=("lo_cell", "hi_cell")),
+    fits = {"write_noise": ns.as_dict(wn), "range": ns.as_dict(rng, skip=("lo_cell", "hi_cell", "stuck")),
             "levels": ns.as_dict(lev) if lev is not None else None, "drift": ns.as_dict(drift)}
     arrays = {
         "grid_g": wn.level_g.tolist(), "grid_std": wn.level_std.tolist(), "grid_std_err": wn.level_std_err.tolist(),

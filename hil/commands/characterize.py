@@ -97,7 +97,9 @@ def summary_text(cfg: CharacterizeConfig, run_id: str, read: ReadNoiseResult | N
             f"  write noise std(g) = sqrt({wn['sigma_abs']:.4g}^2 + ({wn['sigma_rel']:.4g} g)^2) "
             f"({wn['cells_used']} cells inside the range)",
             f"  range [{rg['g_min']:.4g}, {rg['g_max']:.4g}], device-to-device spread {100 * rg['spread_rel']:.3g} %"
-            + ("" if rg["upper_found"] else " (no upper bound found)"),
+            + ("" if rg["upper_found"] else " (no upper bound found)")
+            + (f"; stuck cells: {100 * rg['p_off']:.3g} % at g_min, {100 * rg['p_on']:.3g} % at g_max"
+               if rg["p_off"] or rg["p_on"] else ""),
             "  levels: " + (f"{lv['n_levels']}" if lv and lv["n_levels"] else "not resolved (continuous, or "
                             "closer than the write noise)"),
             "  drift: " + (f"nu {dr['nu']:.4g} (spread {dr['nu_spread']:.3g}) after t0 {dr['t0_s']:.3g} s"

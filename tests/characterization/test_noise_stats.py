@@ -122,6 +122,13 @@ def test_write_noise_range_levels_and_drift_fits():
     rf = ns.fit_range(np.broadcast_to(lo, (reps, cells)), np.broadcast_to(hi, (reps, cells)), 0.0, 10.0)
     assert rf.upper_found and rf.g_min == pytest.approx(0.1, rel=0.01) and rf.g_max == pytest.approx(1.0, rel=0.01)
     assert rf.spread_rel == pytest.approx(0.05, rel=0.1)
+    assert rf.p_off == 0.0 and rf.p_on == 0.0
+    low_back, high_back = lo.copy(), hi.copy()
+    high_back[:20] = lo[:20]  # 1 % stuck at g_min: the high writes leave them low
+    low_back[20:30] = hi[20:30]  # 0.5 % stuck at g_max: the low writes leave them high
+    rs = ns.fit_range(np.broadcast_to(low_back, (reps, cells)), np.broadcast_to(high_back, (reps, cells)), 0.0, 10.0)
+    assert rs.p_off == pytest.approx(0.01) and rs.p_on == pytest.approx(0.005)
+    assert rs.g_max == pytest.approx(1.0, rel=0.01)
     grid = np.linspace(0.15, 0.85, 10)
     level_of = np.arange(cells) % grid.size
     target = grid[level_of]

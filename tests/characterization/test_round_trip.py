@@ -136,3 +136,25 @@ def test_calibration_file_loads_into_the_twin(setup, read_result, write_result, 
     assert twin.devices is not None and twin.read.sigma_v == pytest.approx(read_result.combined["white_sigma_v"])
     m = twin.measure(torch.zeros((1, topo.n_in)), n_samples=8)
     assert m.std[0].shape == (1, topo.layers[1])
+
+
+def test_levels_and_stuck_cells_recovered(setup):
+    """Levels (32 per cell range) and stuck cells, on a twin without read noise (fast).
+
+    Stuck cells are compared with the cells the twin actually drew (512 cells: the
+    drawn fractions differ from p_off, p_on by binomial noise), the count of levels
+    exactly: with write noise 0.005 and a level step 0.03, 16 repeats leave 0.0013 of
+    noise on each mean, far below the +-0.015 rounding that reveals the levels.
+    """
+    cfg, source, topo = setup
+    devices = [{"kind": "write_noise", "sigma_abs": 0.005, "sigma_rel": 0.0},
+               {"kind": "range", "g_min": 0.05, "g_max": 1.0, "spread_rel": 0.05},
+               {"kind": "stuck", "p_off": 0.02, "p_on": 0.01}, {"kind": "levels", "n_levels": 32}]
+    cfg = cfg.model_copy(update={"crossbar": {**cfg.crossbar, "read_noise": [], "devices": devices}})
+    with open_crossbar(topo, cfg.crossbar, seed=cfg.seed, source=source) as xbar:
+        got = {d["kind"]: d for d in calibrate_write(xbar, cfg).devices}
+        drawn = xbar.devices.stuck_code[cfg.write.block]
+    assert got["levels"]["n_levels"] == 32
+    assert got["stuck"]["p_off"] == pytest.approx(float((drawn == 1).float().mean()))
+    assert got["stuck"]["p_on"] == pytest.approx(float((drawn == 2).float().mean()))
+    assert got["write_noise"]["sigma_abs"] == pytest.approx(0.005, rel=0.15)
