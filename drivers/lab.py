@@ -210,13 +210,13 @@ class LabCrossbar:
             self._identify_all()
             configuring = True  # from here on, something may be on: clean up on failure
             self._configure_all()
+            self._g_s = self._initial_conductances()
         except BaseException:
             if configuring:
                 self.safe_state()
             if instruments is None:
                 self._close_sessions()
             raise
-        self._g_s = self._initial_conductances()
         self._previous_sigterm: Any = None
         self._install_handlers()
 
@@ -446,8 +446,8 @@ class LabCrossbar:
                 self._call(prog.instrument, lambda b=board, k=blk, p=phys: b.set_block(k, p))
                 writes += 1
                 got = self._call(prog.instrument, lambda b=board, k=blk: b.get_block(k)) if verify else phys
-                tol = self.config.verify_tolerance * np.maximum(np.abs(phys), lim.g_min_s if unit == self.g_unit
-                                                                else 0.0) + 1e-15
+                floor = lim.g_min_s if name.startswith("G") else 1e-3 * lim.compliance_a
+                tol = self.config.verify_tolerance * np.maximum(np.abs(phys), floor)
                 bad = int(np.sum(np.abs(got - phys) > tol))
                 if bad:
                     failed[name] = bad

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hilep_fake_tcp import FakeInstrument, decode_levels, write_station
+from hilep_fake_tcp import FakeInstrument, decode_levels, wait_for, write_station
 
 from hil.drivers.lab import LabCrossbar
 from hil.errors import ConfigError, LimitError
@@ -170,6 +170,7 @@ def test_ramp_rate_respected_on_the_wire(fakes):
         start = len(board.messages())
         xbar.measure(torch.tensor([[0.8, -0.8]]))
         xbar.measure(torch.tensor([[-0.3, 0.3]]))
+    assert wait_for(lambda: board.text()[-1:] == ["OUTP OFF"])  # the server thread may lag the client
     levels = [v for v in map(decode_levels, board.messages()[start:]) if v is not None]
     steps = np.abs(np.diff(np.vstack([np.zeros(3), *levels]), axis=0))
     assert steps.max() <= 20.0 * 0.005 + 1e-6  # ramp_v_per_s * ramp_step_s
