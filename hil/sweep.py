@@ -347,15 +347,15 @@ def local_client(workers: int):
 
 
 def machine_split(cores: int | None = None, threads: int | None = None, workers: int | None = None) -> tuple[int, int]:
-    """Workers x torch threads for this machine: one single-threaded worker per core unless told otherwise."""
+    """Workers x torch threads: one single-threaded worker per core unless told otherwise.
+
+    Several torch (OpenMP) threads per worker pay off only on idle cores: on a shared or
+    oversubscribed machine their spin-waits can slow a trial down by orders of magnitude.
+    """
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if workers and threads:
-        return workers, threads
-    if workers:
-        return workers, max(1, cores // workers)
     threads = threads or 1
-    return max(1, cores // threads), threads
+    return workers or max(1, cores // threads), threads
 
 
 # ---------------------------------------------------------------------------- results

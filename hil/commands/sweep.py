@@ -38,7 +38,7 @@ _H = {
     "set": "override a key of the base config: --set train.epochs=2",
     "where": "run only the trials with axis=value: --where data.dataset=mnist",
     "workers": "local Dask workers (default: cores / threads)",
-    "threads": "torch threads per worker (default 1, or cores / workers)",
+    "threads": "torch threads per worker (default 1)",
     "scheduler": "address of a running Dask scheduler (tcp://host:8786) instead of a LocalCluster",
     "data_dir": "data root with mnist/, fashion-mnist/, kmnist/ (or HIL_DATA_DIR)",
     "workspace": "folder of the run store (default ./hil-runs or HIL_WORKSPACE)",

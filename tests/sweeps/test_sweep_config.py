@@ -33,7 +33,7 @@ def test_tiny_expands_to_grid_times_seeds():
     assert [t.point for t in sweep.trials[:2]] == [{"crossbar.sigma": 1e-4, "seed": 0},
                                                     {"crossbar.sigma": 1e-4, "seed": 1}]
     cfg = sweep.trials[0].config
-    assert cfg["network"]["hidden"] == [64] and cfg["crossbar"]["sigma"] == 1e-4 and cfg["seed"] == 0
+    assert cfg["network"]["hidden"] == [128] and cfg["crossbar"]["sigma"] == 1e-4 and cfg["seed"] == 0
     assert len({t.id for t in sweep.trials}) == 6
 
 
