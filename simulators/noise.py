@@ -27,7 +27,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 from torch import Tensor
 
-_CHUNK = 128  # samples per block of the exact Ornstein-Uhlenbeck update (memory ~ K * CHUNK^2)
+
+def _chunk_len(terms: int, nodes: int) -> int:
+    """Samples per block of the exact Ornstein-Uhlenbeck update.
+
+    A block of L samples costs one `(K, L, L) @ (K, L, nodes)` product plus a
+    fixed Python overhead, so the cost per sample is about
+    `overhead / L + K L nodes`: L ~ sqrt(overhead / (K nodes)), 128 for one
+    node, 4 for a thousand.
+    """
+    return max(4, min(128, int(math.sqrt(2.5e5 / (terms * nodes)))))
+
 
 
 class GaussianRead(BaseModel):
@@ -136,8 +146,9 @@ class PinkRead(BaseModel):
         x, t_prev = state["x"].to(dev), float(state["t"])
         out = []
         kernel, spacing = None, None
-        for start in range(0, len(t), _CHUNK):
-            tc = t[start : start + _CHUNK]
+        chunk = _chunk_len(len(rates), nodes)
+        for start in range(0, len(t), chunk):
+            tc = t[start : start + chunk]
             dt = torch.diff(tc, prepend=tc.new_tensor([t_prev])).clamp_min(0.0)
             # exp(-rate (t_i - t_j)) for j <= i; evenly spaced chunks (the usual case) share it
             inner = dt[1:]

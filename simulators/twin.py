@@ -155,6 +155,7 @@ class TwinCrossbar:
                 raise KeyError(f"{name!r} is not a parameter of this topology ({', '.join(shapes)})")
             if tuple(value.shape) != shapes[name]:
                 raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {shapes[name]}")
+        self.clock_s += self.config.program_time_s
         if self.devices is not None:
             return self._program_devices(g, verify)
         achieved: dict[str, Tensor] = {}
@@ -177,7 +178,6 @@ class TwinCrossbar:
 
     def _program_devices(self, g: dict[str, Tensor], verify: bool) -> ProgramReport:
         assert self.devices is not None
-        self.clock_s += self.config.program_time_s
         achieved: dict[str, Tensor] = {}
         clipped: dict[str, int] = {}
         failed: dict[str, int] = {}
@@ -250,6 +250,7 @@ class TwinCrossbar:
         self.clock_s += self.config.sample_period_s * n_samples
         means, stds, samples = [], [], [] if keep_samples else None
         explicit = keep_samples or self.config.read_path == "explicit" or not self.read.is_gaussian
+        saturated_before = self.read.adc_saturated
         for layer, v in enumerate(eq.states, start=1):
             if self.read.is_noiseless and not keep_samples:
                 means.append(v)
@@ -265,8 +266,8 @@ class TwinCrossbar:
                 means.append(mean)
                 stds.append(std)
         info = {"iterations": float(eq.iterations), "converged": float(eq.converged), "residual_v": eq.residual}
-        if explicit and self.read.adc_saturated:
-            info["adc_saturated"] = float(self.read.adc_saturated)
+        if explicit and self.read.adc_saturated != saturated_before:
+            info["adc_saturated"] = float(self.read.adc_saturated - saturated_before)  # samples clipped by the ADC
         if devices is not None and devices.disturb is not None:
             devices.apply_reads(n_samples * inputs.shape[0])
             for name in self.topology.blocks:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy import signal, stats
 
-from hil.simulators.noise import AdcQuantization, GaussianRead, PinkRead, ReadChain, TelegraphRead
+from hil.simulators.noise import AdcQuantization, GaussianRead, PinkRead, ReadChain, TelegraphRead, _chunk_len
 
 LIKE = torch.zeros(1, dtype=torch.float64)
 
@@ -58,11 +58,12 @@ def test_pink_psd_slope_is_minus_one_over_two_decades():
 
 
 def test_pink_state_is_continuous_across_calls():
-    """One call of 512 samples or four of 128 (the update's block size): the same numbers."""
+    """One call, or four calls of a whole number of the update's blocks: the same numbers."""
     model = PinkRead(amplitude_v=1.0, corner_hz=1.0, f_max_hz=1e4)
-    whole = model.sample((512, 3), times(512, 1e-4), gen(5), LIKE, {})
+    part = 2 * _chunk_len(len(model.terms()[0]), 3)
+    whole = model.sample((4 * part, 3), times(4 * part, 1e-4), gen(5), LIKE, {})
     g, state = gen(5), {}
-    split = torch.cat([model.sample((128, 3), times(128, 1e-4, 128 * k), g, LIKE, state) for k in range(4)])
+    split = torch.cat([model.sample((part, 3), times(part, 1e-4, part * k), g, LIKE, state) for k in range(4)])
     torch.testing.assert_close(split, whole, rtol=1e-12, atol=1e-12)
 
 
