@@ -252,3 +252,13 @@ def test_error_queue_checked_after_source_levels(fakes):
         xbar.measure(torch.tensor([[0.05, -0.05]]))
         sent = board.text()[start:]
         assert sent[0].startswith("SOUR:VOLT:BLK") and sent[1] == "SYST:ERR?"
+
+
+def test_silent_instrument_at_open_is_a_config_error_within_its_timeout(fakes):
+    board, daq, station = fakes
+    board.mode = "silent"  # accepts the connection, never answers
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"instruments\.board\.address: no answer to \*IDN\?"):
+        LabCrossbar.open(TCP_TOPO, station)
+    assert time.monotonic() - t0 < 1.0 + 1.5  # timeout_s of the board, plus start-up
+    assert board.text() == ["*IDN?"] and daq.text() == []  # nothing configured, nothing switched on
