@@ -8,7 +8,8 @@ trials that converged (final test accuracy >= `converged_acc` of the sweep file)
 sigma_c, the noise at which mean accuracy collapses, is estimated per dataset as the
 sigma where the mean accuracy first falls below half-way between its value at the
 smallest sigma of the grid (the low-noise plateau) and chance (0.1), interpolated
-linearly in log sigma between the two grid points around the crossing.
+linearly in log sigma between the two grid points around the crossing.  The onset of
+the collapse, sigma_onset, is where the mean first falls 5 points below the plateau.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from hil.sweep import SweepConfig, group_stats, log_crossing
+
+ONSET_DROP = 0.05
 
 
 def analyze(table: list[dict[str, Any]], cfg: SweepConfig) -> dict[str, Any]:
@@ -30,8 +33,11 @@ def analyze(table: list[dict[str, Any]], cfg: SweepConfig) -> dict[str, Any]:
             continue
         plateau = rows[0]["mean_acc"]
         level = cfg.chance_acc + 0.5 * (plateau - cfg.chance_acc)
-        x, how = log_crossing([r["sigma"] for r in rows], [r["mean_acc"] for r in rows], level)
-        sigma_c[ds] = {"sigma_c": x, "how": how, "plateau_acc": plateau, "level": level}
+        xs, ys = [r["sigma"] for r in rows], [r["mean_acc"] for r in rows]
+        x, how = log_crossing(xs, ys, level)
+        onset, onset_how = log_crossing(xs, ys, plateau - ONSET_DROP)
+        sigma_c[ds] = {"sigma_c": x, "how": how, "plateau_acc": plateau, "level": level,
+                       "sigma_onset": onset, "onset_how": onset_how}
     ratios = {}
     if len(sigma_c) >= 2:
         ref = datasets[0]
@@ -39,5 +45,9 @@ def analyze(table: list[dict[str, Any]], cfg: SweepConfig) -> dict[str, Any]:
             a, b = sigma_c.get(ds, {}).get("sigma_c"), sigma_c.get(ref, {}).get("sigma_c")
             if a and b:
                 ratios[f"{ds}/{ref}"] = a / b
+            a, b = sigma_c.get(ds, {}).get("sigma_onset"), sigma_c.get(ref, {}).get("sigma_onset")
+            if a and b:
+                ratios[f"onset {ds}/{ref}"] = a / b
     return {"summary": summary, "sigma_c": sigma_c, "ratios": ratios,
-            "definition": "sigma_c: first sigma where mean acc < (plateau + chance)/2, log-interpolated"}
+            "definition": "sigma_c: first sigma where mean acc < (plateau + chance)/2, log-interpolated; "
+                          "sigma_onset: first sigma where mean acc < plateau - 0.05"}

@@ -67,8 +67,9 @@ def _print_findings(figure: str, a: dict[str, Any]) -> None:
     if figure == "fig3":
         for ds, v in a["sigma_c"].items():
             sc = f"{v['sigma_c']:.3g} V" if v["sigma_c"] else "-"
+            on = f"{v['sigma_onset']:.3g} V" if v["sigma_onset"] else "-"
             console.print(f"{ds}: sigma_c {sc} ({v['how']}; plateau {v['plateau_acc']:.3f}, "
-                          f"level {v['level']:.3f})", highlight=False)
+                          f"level {v['level']:.3f}); onset (plateau - 0.05) {on}", highlight=False)
         for k, r in a["ratios"].items():
             console.print(f"sigma_c ratio {k}: {r:.3g}", highlight=False)
     elif figure == "fig4":
