@@ -101,6 +101,7 @@ class PulseProgrammer:
         if report.failed:
             log.warning("G%d: %d cells did not converge: %s", layer, len(report.failed), report.failed[:10])
         self.matrix.open_all()
+        self.smu.raise_errors(f"pulse programming of G{layer}")
         return report
 
     def read_block(self, layer: int, shape: tuple[int, int]) -> np.ndarray:

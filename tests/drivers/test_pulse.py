@@ -35,7 +35,7 @@ def done(*adapters):
 def test_cell_converges_with_incremental_set_pulses():
     smu = [(READ, "5e-06"),  # 50 uS
            ("smub.source.levelv=0.5 delay(0.001) smub.source.levelv=0", None), (READ, "8e-06"),
-           ("smub.source.levelv=0.55 delay(0.001) smub.source.levelv=0", None), (READ, "9.9e-06")]
+           ("smub.source.levelv=0.55 delay(0.001) smub.source.levelv=0", None), (READ, "9.9e-06"), NOERR]
     mtx = [('channel.exclusiveclose("1A01,1B05")', None), NOERR, ('channel.open("allslots")', None), NOERR]
     prog, smu_ad, mtx_ad = programmer(smu, mtx)
     assert prog.crosspoints(1, 1, 0) == ["1A02", "1B05"]
@@ -49,7 +49,7 @@ def test_reset_pulses_are_negative_and_the_cap_reports_failures():
     smu = [(READ, "5e-05"),  # 500 uS, target 100 uS: RESET
            ("smub.source.levelv=-0.6 delay(0.001) smub.source.levelv=0", None), (READ, "4.5e-05"),
            ("smub.source.levelv=-0.65 delay(0.001) smub.source.levelv=0", None), (READ, "4.2e-05"),
-           ("smub.source.levelv=-0.7 delay(0.001) smub.source.levelv=0", None), (READ, "4e-05")]
+           ("smub.source.levelv=-0.7 delay(0.001) smub.source.levelv=0", None), (READ, "4e-05"), NOERR]
     mtx = [('channel.exclusiveclose("1A05,1B09")', None), NOERR, ('channel.open("allslots")', None), NOERR]
     prog, smu_ad, mtx_ad = programmer(smu, mtx)
     report = prog.program_block(2, np.array([[1e-4]]))
@@ -61,7 +61,7 @@ def test_over_limit_pulse_is_never_sent():
     tight = LIMITS.model_copy(update={"cell_power_max_w": 1e-4})  # 0.55 V on 300 uS = 91 uW ok; 0.6 V: 108 uW
     spec = SPEC.model_copy(update={"v_set_start": 0.55, "max_pulses": 10})
     smu = [(READ, "2e-05"),  # 200 uS, target 300 uS
-           ("smub.source.levelv=0.55 delay(0.001) smub.source.levelv=0", None), (READ, "2.5e-05")]
+           ("smub.source.levelv=0.55 delay(0.001) smub.source.levelv=0", None), (READ, "2.5e-05"), NOERR]
     mtx = [('channel.exclusiveclose("1A01,1B05")', None), NOERR, ('channel.open("allslots")', None), NOERR]
     prog, smu_ad, mtx_ad = programmer(smu, mtx, tight, spec)
     report = prog.program_block(1, np.array([[3e-4]]))
