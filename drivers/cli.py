@@ -30,11 +30,15 @@ def register(app: typer.Typer) -> None:
         query: Annotated[str, typer.Option(help="VISA resource pattern")] = "?*::INSTR",
     ) -> None:
         """List the VISA resources the backend finds (TCP sockets are never listed: name them in a station)."""
+        import warnings
+
         import pyvisa
 
         rm = pyvisa.ResourceManager(backend)
         try:
-            found = rm.list_resources(query)
+            with warnings.catch_warnings():  # pyvisa-py's notes on optional discovery packages
+                warnings.simplefilter("ignore", UserWarning)
+                found = rm.list_resources(query)
         finally:
             rm.close()
         if not found:
