@@ -153,8 +153,12 @@ class PinkRead(BaseModel):
             # exp(-rate (t_i - t_j)) for j <= i; evenly spaced chunks (the usual case) share it
             inner = dt[1:]
             if kernel is None or kernel.shape[-1] != len(tc) or not torch.allclose(inner, spacing, rtol=1e-9, atol=0):
-                gap = (tc.view(1, -1, 1) - tc.view(1, 1, -1)).clamp_min(0.0)  # (1, L, L): t_i - t_j
-                kernel = torch.exp(-rates.view(-1, 1, 1) * gap).tril()  # (K, L, L)
+                gap = tc.view(1, -1, 1) - tc.view(1, 1, -1)  # (1, L, L): t_i - t_j
+                # j > i is the future: an infinite gap makes its weight exactly 0 (no tril, which is
+                # slow for tiny tensors on a busy multi-threaded CPU)
+                lower = torch.arange(len(tc), device=dev)
+                gap = torch.where(lower.view(-1, 1) >= lower.view(1, -1), gap.clamp_min(0.0), math.inf)
+                kernel = torch.exp(-rates.view(-1, 1, 1) * gap)  # (K, L, L)
                 spacing = inner
             b = sd.view(-1, 1) * torch.sqrt(-torch.expm1(-2.0 * rates.view(-1, 1) * dt.view(1, -1)))  # (K, L)
             z = torch.randn((len(rates), len(tc), nodes), generator=generator, dtype=torch.float64, device=dev)

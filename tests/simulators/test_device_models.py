@@ -19,6 +19,15 @@ TOP = Topology((200, 200, 2), g_max=10.0)  # 40 000 cells in G1
 CELLS = 200 * 200
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensor ops are far faster on one thread on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def twin(devices, top=TOP, seed=0, **kw) -> TwinCrossbar:
     return TwinCrossbar(top, TwinConfig(dtype="float64", device="cpu", devices=devices, **kw), seed=seed)
 

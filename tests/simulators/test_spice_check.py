@@ -31,6 +31,15 @@ needs_ngspice = pytest.mark.skipif(
 G_UNIT, V_UNIT = 1e-4, 0.5  # 10 kOhm and 0.5 V per unit: exercises the unit conversions
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensor ops are far faster on one thread on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def random_network(gen: torch.Generator, max_nodes: int = 30):
     """Random layered network of at most max_nodes nodes (inputs included), 1-3 blocks."""
     while True:
