@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hil import noise_stats as ns  # noqa: E402
@@ -71,19 +72,22 @@ def histogram_figure(nodes: list[ns.NodeNoise], path: Path) -> Path:
     k = len(nodes)
     fig, axes = plt.subplots(1, k, figsize=(2.6 * k + 0.6, 3.0), constrained_layout=True, squeeze=False)
     for ax, n in zip(axes[0], nodes, strict=True):
-        e, c = n.hist.edges_v - n.mean_v, n.hist.counts
+        e, c = (n.hist.edges_v - n.mean_v) * 1e6, n.hist.counts  # in uV
         w = np.diff(e)
-        ax.bar(e[:-1], c / (c.sum() * w), width=w, align="edge", alpha=0.6)
+        ax.bar(e[:-1], c / (c.sum() * w), width=w, align="edge", alpha=0.6, label="reads")
         v = np.linspace(e[0], e[-1], 200)
-        if n.std_v > 0:
-            ax.plot(v, np.exp(-0.5 * (v / n.std_v) ** 2) / (n.std_v * np.sqrt(2 * np.pi)), "k-", lw=1)
+        s = n.std_v * 1e6
+        if s > 0:
+            ax.plot(v, np.exp(-0.5 * (v / s) ** 2) / (s * np.sqrt(2 * np.pi)), "k-", lw=1, label="Gaussian, same std")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
         title = f"node {n.name}: std {n.std_v:.3g} V"
         if n.telegraph.bimodal:
             title += "\nbimodal: telegraph"
         ax.set_title(title, fontsize=8)
-        ax.set_xlabel("read - mean (V)", fontsize=8)
+        ax.set_xlabel(r"read - mean ($\mu$V)", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("density (1/V)", fontsize=8)
+    axes[0][0].set_ylabel(r"density (1/$\mu$V)", fontsize=8)
+    axes[0][0].legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -126,6 +130,9 @@ def drift_figure(cal: dict[str, Any], path: Path) -> Path:
         tt = np.logspace(np.log10(t.min()), np.log10(t.max()), 50)
         label = rf"fit $(t/t_0)^{{-\nu}}$, $\nu$={cal['nu']:.3g}, $t_0$={cal['t0_s']:.3g} s"
         ax.semilogx(tt, (tt / cal["t0_s"]) ** -cal["nu"], "r-", lw=1, label=label)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if t.size:
+        ax.set_xticks(t, [f"{v:.3g}" for v in t])
     ax.set_xlabel("time after write (s)")
     ax.set_ylabel("g(t) / g(write)")
     ax.grid(True, which="both", alpha=0.3)
