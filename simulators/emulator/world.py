@@ -1,0 +1,129 @@
+"""The physics behind every emulated instrument of a station: one `TwinCrossbar`.
+
+The station says which instrument channel drives or reads each node; `World` turns
+the instruments' state into a twin request and back.  Sources (SMU outputs, board
+DACs) give the input voltages and the nudge targets; the board's nudge conductance,
+or a fixed one whose switch channels are closed, gives beta; the conductance board's
+blocks are the twin's conductances and bias currents.  A read of N samples on some
+channels asks the twin for N explicit reads (its read-noise chain, its generator) at
+the equilibrium of that moment.  Physical units come from the station's `scales`:
+volts = twin volts * v_unit_v, siemens = twin conductance * g_unit_s, amperes of a bias
+= twin bias * g_unit_s * v_unit_v.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import torch
+
+from hil.interface import Nudge, Topology
+from hil.simulators.twin import TwinConfig, TwinCrossbar
+from hil.station import BoardConductance, BoardProgramming, FixedConductance, Station, expand_refs
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+
+class World:
+    """A station's nodes, wired to emulated instruments, solved by one twin."""
+
+    def __init__(self, station: Station, twin: TwinConfig | dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.station = station
+        cfg = twin if isinstance(twin, TwinConfig) else TwinConfig(**{k: v for k, v in (twin or {}).items()})
+        self.inputs = station.input_refs()
+        self.layers = station.layer_refs()
+        self.nudges = station.nudge_refs()
+        self.topology = Topology(layers=(len(self.inputs), *(len(layer) for layer in self.layers)))
+        self.twin = TwinCrossbar(self.topology, cfg, seed=seed)
+        self.g_unit = station.scales.g_unit_s or 1.0
+        self.v_unit = station.scales.v_unit_v or 1.0
+        self.lock = threading.RLock()
+        self.instruments: dict[str, Any] = {}
+        self.node_of: dict[tuple[str, str], tuple[int, int]] = {}
+        for l, layer in enumerate(self.layers):
+            for j, ref in enumerate(layer):
+                self.node_of[ref] = (l, j)
+        self.reads = 0
+        prog = station.conductances
+        self.block_names: dict[str, str] = {}  # board block -> twin parameter
+        if isinstance(prog, BoardProgramming):
+            for param in self.topology.parameter_shapes():
+                self.block_names[prog.blocks.get(param, param)] = param
+        self.power_on_conductances()
+
+    def power_on_conductances(self) -> None:
+        """Cells at the bottom of their range, biases at 0 A (what a board holds after power-up)."""
+        g0 = {}
+        for name, shape in self.topology.parameter_shapes().items():
+            g0[name] = torch.full(shape, self.station.limits.g_min_s / self.g_unit if name.startswith("G") else 0.0)
+        with self.lock:
+            self.twin.program(g0)
+
+    # --- conductances --------------------------------------------------------------------------
+    def block_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = self.topology.parameter_shapes()
+        return {blk: shapes[param] for blk, param in self.block_names.items()}
+
+    def set_block(self, block: str, values_phys: np.ndarray) -> None:
+        param = self.block_names[block]
+        unit = self.g_unit if param.startswith("G") else self.g_unit * self.v_unit
+        t = torch.as_tensor(np.asarray(values_phys, dtype=np.float64) / unit, dtype=self.twin.dtype)
+        with self.lock:
+            self.twin.program({param: t.reshape(self.topology.parameter_shapes()[param])})
+
+    def get_block(self, block: str) -> np.ndarray:
+        param = self.block_names[block]
+        unit = self.g_unit if param.startswith("G") else self.g_unit * self.v_unit
+        with self.lock:
+            value = self.twin.read_conductances()[param]
+        return value.detach().cpu().double().numpy() * unit
+
+    # --- nodes -----------------------------------------------------------------------------------
+    def _level(self, ref: tuple[str, str]) -> float:
+        inst = self.instruments.get(ref[0])
+        return 0.0 if inst is None else float(inst.source_level(ref[1]))
+
+    def _nudge(self) -> Nudge | None:
+        nudge = self.station.nudge
+        if nudge is None:
+            return None
+        cond = nudge.conductance
+        if isinstance(cond, BoardConductance):
+            board = self.instruments.get(cond.instrument)
+            beta_s = board.nudge_beta_s() if board is not None else 0.0
+        else:
+            assert isinstance(cond, FixedConductance)
+            beta_s = cond.beta_s
+            for inst, ch in expand_refs(cond.switch):
+                matrix = self.instruments.get(inst)
+                if matrix is None or ch not in matrix.closed:
+                    beta_s = 0.0
+        if beta_s <= 0.0:
+            return None
+        t = np.array([self._level(ref) for ref in self.nudges]) / self.v_unit
+        return Nudge(beta_s / self.g_unit, torch.as_tensor(t[None, :], dtype=self.twin.dtype))
+
+    def read(self, instrument: str, channels: list[str], n: int) -> np.ndarray:
+        """n reads of each channel at the present equilibrium, `(n, k)` volts; unwired channels read 0 V."""
+        with self.lock:
+            x = np.array([self._level(ref) for ref in self.inputs]) / self.v_unit
+            m = self.twin.measure(
+                torch.as_tensor(x[None, :], dtype=self.twin.dtype), nudge=self._nudge(), n_samples=n,
+                keep_samples=True,
+            )
+            self.reads += n
+        assert m.samples is not None
+        out = np.zeros((n, len(channels)))
+        for c, ch in enumerate(channels):
+            node = self.node_of.get((instrument, ch))
+            if node is not None:
+                l, j = node
+                out[:, c] = m.samples[l][:, 0, j].detach().cpu().double().numpy() * self.v_unit
+        return out
+
+    def is_wired(self, instrument: str, channel: str) -> bool:
+        return (instrument, channel) in self.node_of
