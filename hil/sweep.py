@@ -124,8 +124,14 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def yaml_value(value: Any) -> str:
     """A value as YAML text that `apply_overrides` reads back to the same value (1e-06 stays a float)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-    return text.removesuffix("...").strip()
+    key = json.dumps(value, sort_keys=True)
+    if key not in _YAML_TEXT:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+        _YAML_TEXT[key] = text.removesuffix("...").strip()
+    return _YAML_TEXT[key]
+
+
+_YAML_TEXT: dict[str, str] = {}
 
 
 def resolve_sweep_path(name: str) -> Path:
@@ -145,12 +151,25 @@ def load_sweep(name: str | Path, extra_set: list[str] | None = None) -> Sweep:
             raise ConfigError(f"{path}: seeds: give either `seeds: n` or a `seed` axis in the grid, not both")
         grid["seed"] = list(range(cfg.seeds))
     module = protocol_module(cfg.protocol)
+    # Expand axis by axis (the first outermost, as itertools.product): each override is parsed
+    # once per node of the tree rather than once per trial.
+    nodes: list[tuple[dict[str, Any], list[str], dict[str, Any]]] = [({}, [], base)]
+    for axis in grid:
+        nodes = [
+            ({**point, axis: v}, ovr + new, apply_overrides(data, new, str(path)) if new else data)
+            for point, ovr, data in nodes
+            for v in grid[axis]
+            for new in [[] if _is_derived(axis) else [f"{axis}={yaml_value(v)}"]]
+        ]
     trials = []
-    axes = list(grid)
-    for index, values in enumerate(itertools.product(*(grid[a] for a in axes))):
-        point = dict(zip(axes, values, strict=True))
-        overrides = trial_overrides(point, base, module)
-        data = apply_overrides(base, overrides, str(path))
+    for index, (point, overrides, data) in enumerate(nodes):
+        derived = {k: v for k, v in point.items() if _is_derived(k)}
+        if derived:
+            if not hasattr(module, "derived_overrides"):
+                raise ConfigError(f"{path}: grid: axes {', '.join(derived)} are not config key paths "
+                                  "(e.g. crossbar.sigma)")
+            extra = module.derived_overrides(derived, point, base)
+            overrides, data = overrides + extra, apply_overrides(data, extra, str(path))
         where = f"{path} (trial {index}: {_point_text(point)})"
         run_cfg = validate_section(RunConfig, data, where)
         if run_cfg.crossbar.get("kind", "twin") != "twin":
@@ -164,15 +183,9 @@ def load_sweep(name: str | Path, extra_set: list[str] | None = None) -> Sweep:
     return Sweep(cfg, str(path), base, trials, f"sweep-{cfg.name}-{digest}", resolved)
 
 
-def trial_overrides(point: dict[str, Any], base: dict[str, Any], module: Any) -> list[str]:
-    """Overrides of one grid point: key paths as they are, derived axes through the protocol."""
-    derived = {k: v for k, v in point.items() if "." not in k and k != "seed"}
-    plain = [f"{k}={yaml_value(v)}" for k, v in point.items() if k not in derived]
-    if derived:
-        if not hasattr(module, "derived_overrides"):
-            raise ConfigError(f"axes {', '.join(derived)} are not config key paths (e.g. crossbar.sigma)")
-        plain += module.derived_overrides(derived, point, base)
-    return plain
+def _is_derived(axis: str) -> bool:
+    """An axis that is not a config key path: the protocol turns it into overrides (eta_eff)."""
+    return "." not in axis and axis != "seed"
 
 
 def _base_path(base: str, sweep_path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hil.sweep import (
 )
 
 HERE = Path(__file__).parent
+shipped = functools.cache(load_sweep)  # the paper grids hold thousands of trials: expand each once
 TINY = HERE / "tiny.yaml"
 SHIPPED = ["noise_sweep-small", "noise_sweep-paper", "clt_sweep-small", "clt_sweep-paper",
            "hyperparam_map-small", "hyperparam_map-paper"]
@@ -53,22 +55,22 @@ def test_yaml_value_round_trips_through_apply_overrides(value):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_sweeps_validate(name):
-    sweep = load_sweep(name)
+    sweep = shipped(name)
     assert sweep.trials and all(t.config["crossbar"]["kind"] == "twin" for t in sweep.trials)
 
 
 def test_paper_grids_are_the_papers():
-    noise = load_sweep("noise_sweep-paper")
+    noise = shipped("noise_sweep-paper")
     sigmas = sorted({t.config["crossbar"]["sigma"] for t in noise.trials})
     assert math.isclose(sigmas[0], 1e-8) and math.isclose(sigmas[-1], 1e-3)
     assert {t.config["data"]["dataset"] for t in noise.trials} == {"mnist", "fashion-mnist", "kmnist"}
     assert len({t.config["seed"] for t in noise.trials}) == 30
-    clt = load_sweep("clt_sweep-paper")
+    clt = shipped("clt_sweep-paper")
     assert sorted({t.config["train"]["n_samples"] for t in clt.trials}) == [1, 2, 4, 8, 16, 32, 64]
 
 
 def test_eta_eff_axis_sets_eta_times_beta():
-    sweep = load_sweep("hyperparam_map-small")
+    sweep = shipped("hyperparam_map-small")
     for t in sweep.trials:
         beta, eta = t.config["train"]["beta"], t.config["train"]["eta"]
         assert math.isclose(eta / beta, t.point["eta_eff"], rel_tol=1e-12)
