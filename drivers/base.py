@@ -26,6 +26,10 @@ class InstrumentError(RuntimeError):
     """The instrument reported an error in its queue, or answered something unreadable."""
 
 
+class ReplyError(InstrumentError):
+    """A reply that cannot be read (garbled, truncated, wrong count): a read may be retried."""
+
+
 def ramp_steps(v0: float, v1: float, max_step: float) -> list[float]:
     """Points from v0 (excluded) to v1 (included), no two more than `max_step` apart."""
     n = max(1, math.ceil(abs(v1 - v0) / max_step - 1e-12)) if v1 != v0 else 0
@@ -62,7 +66,7 @@ class SafeInstrument:
         try:
             return int(float(code)), msg.strip().strip('"')
         except ValueError:
-            raise InstrumentError(f"{self.name}: unreadable error-queue reply {reply!r}") from None
+            raise ReplyError(f"{self.name}: unreadable error-queue reply {reply!r}") from None
 
     def check_errors(self, max_entries: int = 10) -> list[tuple[int, str]]:
         """Get every entry of the error queue (up to max_entries) as (code, message); logs them."""
@@ -183,16 +187,16 @@ def parse_ascii(reply: str, expected: int, name: str) -> np.ndarray:
     try:
         values = np.array([float(v) for v in reply.strip().split(",") if v.strip()], dtype=np.float64)
     except ValueError:
-        raise InstrumentError(f"{name}: unreadable data {reply[:60]!r}") from None
+        raise ReplyError(f"{name}: unreadable data {reply[:60]!r}") from None
     if values.size != expected:
-        raise InstrumentError(f"{name}: expected {expected} readings, got {values.size}")
+        raise ReplyError(f"{name}: expected {expected} readings, got {values.size}")
     return values
 
 
 def parse_ieee_block(raw: bytes, dtype: str, expected: int, name: str) -> np.ndarray:
     """An IEEE 488.2 definite block `#<n><len><data>` (or `#0<data>` indefinite), checked for count."""
     if not raw.startswith(b"#"):
-        raise InstrumentError(f"{name}: expected a binary block, got {raw[:20]!r}")
+        raise ReplyError(f"{name}: expected a binary block, got {raw[:20]!r}")
     n = int(raw[1:2])
     if n == 0:  # indefinite length: the data runs to the terminator
         data = raw[2:]
@@ -203,10 +207,10 @@ def parse_ieee_block(raw: bytes, dtype: str, expected: int, name: str) -> np.nda
         length = int(raw[2 : 2 + n])
         data = raw[2 + n : 2 + n + length]
         if len(data) != length:
-            raise InstrumentError(f"{name}: binary block truncated ({len(data)} of {length} bytes)")
+            raise ReplyError(f"{name}: binary block truncated ({len(data)} of {length} bytes)")
     values = np.frombuffer(data, dtype=dtype).astype(np.float64)
     if values.size != expected:
-        raise InstrumentError(f"{name}: expected {expected} readings, got {values.size}")
+        raise ReplyError(f"{name}: expected {expected} readings, got {values.size}")
     return values
 
 
@@ -226,6 +230,7 @@ def read_binary(instrument: Any, dtype: str, expected: int) -> np.ndarray:
     """
     conn = getattr(instrument.adapter, "connection", None)
     try:
+        import pyvisa.errors
         import pyvisa.resources
 
         is_visa = isinstance(conn, pyvisa.resources.MessageBasedResource)
@@ -233,11 +238,16 @@ def read_binary(instrument: Any, dtype: str, expected: int) -> np.ndarray:
         is_visa = False
     if is_visa:
         dt = np.dtype(dtype)
-        values = conn.read_binary_values(
-            datatype=dt.char, is_big_endian=dt.byteorder == ">", container=np.array, data_points=expected
-        )
+        try:
+            values = conn.read_binary_values(
+                datatype=dt.char, is_big_endian=dt.byteorder == ">", container=np.array, data_points=expected
+            )
+        except Exception as exc:  # pyvisa's block parser: no '#' header, bad length; link errors pass
+            if isinstance(exc, (pyvisa.errors.VisaIOError, OSError)):
+                raise
+            raise ReplyError(f"{instrument.name}: unreadable binary block ({exc})") from None
         values = np.asarray(values, dtype=np.float64)
         if values.size != expected:
-            raise InstrumentError(f"{instrument.name}: expected {expected} readings, got {values.size}")
+            raise ReplyError(f"{instrument.name}: expected {expected} readings, got {values.size}")
         return values
     return parse_ieee_block(instrument.read_bytes(-1), dtype, expected, instrument.name)

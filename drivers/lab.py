@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 from torch import Tensor
 
 from hil.config import validate_section
-from hil.drivers.base import InstrumentError
+from hil.drivers.base import InstrumentError, ReplyError
 from hil.drivers.limits import Guard
 from hil.drivers.pulse import PulseProgrammer
 from hil.errors import ConfigError
@@ -205,6 +205,8 @@ class LabCrossbar:
         # pass 1 and 2: sessions, then *IDN? of each; nothing is configured before all answer
         self.instruments = instruments if instruments is not None else self._open_all()
         self.idn: dict[str, str] = {}
+        self._esr_ok: dict[str, bool] = {}
+        self._g_s: dict[str, np.ndarray] = {}
         configuring = False
         try:
             self._identify_all()
@@ -301,6 +303,7 @@ class LabCrossbar:
                     f"{self.source}: instruments.{name}.kind: {spec.kind}, but {spec.address!r} answers {idn!r}"
                 )
             self.idn[name] = idn
+            self._esr_ok[name] = self._clear_power_on(name, inst)
 
     def _by_instrument(self, refs: list[tuple[str, str]]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -388,15 +391,17 @@ class LabCrossbar:
             try:
                 return fn()
             except Exception as exc:
-                if attempt == tries or not _is_dropped(exc):
+                if attempt == tries or not _is_retryable(exc):
                     raise
-                log.warning("%s: session dropped (%s); reconnecting in %.1f s", name, _reason(exc), delay)
+                log.warning("%s: %s (%s); reconnecting in %.1f s and retrying", name,
+                            "session dropped" if _is_dropped(exc) else "no usable reply", _reason(exc), delay)
                 time.sleep(delay)
                 delay *= 2
                 self._reopen(name)
         raise AssertionError("unreachable")
 
     def _reopen(self, name: str) -> None:
+        """A fresh session (a late reply to the old one is never read); raises if the instrument restarted."""
         inst = self.instruments[name]
         spec = self.station.instruments[name]
         _close_adapter(inst)
@@ -404,6 +409,43 @@ class LabCrossbar:
             inst.adapter = open_session(name, spec, self.source)
         except ConfigError as exc:
             log.warning("%s: reconnect failed: %s", name, exc)
+            return
+        self._check_restart(name)
+
+    def _clear_power_on(self, name: str, inst: Any) -> bool:
+        """Read (and so clear) `*ESR?` at open; True when the instrument answers it with a number."""
+        if self.station.instruments[name].kind == "conductance_board" or "SOCKET" not in \
+                self.station.instruments[name].address.upper():
+            return False
+        try:
+            with inst.short_timeout(self.station.instruments[name].cleanup_timeout_s):
+                int(inst.ask("*ESR?").strip())
+            return True
+        except Exception as exc:
+            log.debug("%s: no *ESR? (%s); restarts are not detected by its power-on bit", name, _reason(exc))
+            return False
+
+    def _check_restart(self, name: str) -> None:
+        """After a reconnect: did the instrument restart (and lose its state)?  Raises InstrumentError if so.
+
+        A board must still hold the blocks written to it; an IEEE 488.2 instrument must not show the
+        power-on bit (PON, 128) of `*ESR?`, which was cleared at open.
+        """
+        inst = self.instruments[name]
+        prog = self.station.conductances
+        lost = False
+        if isinstance(prog, BoardProgramming) and name == prog.instrument:
+            for param, held in self._g_s.items():
+                blk = prog.blocks.get(param, param)
+                if blk in getattr(inst, "blocks", {}):
+                    got = inst.get_block(blk)
+                    tol = self.config.verify_tolerance * np.maximum(np.abs(held), self.station.limits.g_min_s)
+                    lost = lost or bool(np.any(np.abs(got - held) > tol))
+        elif self._esr_ok.get(name):
+            lost = bool(int(inst.ask("*ESR?").strip()) & 128)
+        if lost:
+            raise InstrumentError(f"{name}: restarted while in use (its state is lost); stopping. Check it, then "
+                                  "resume the run")
 
     def program(self, g: dict[str, Tensor], *, verify: bool = True) -> ProgramReport:
         """Write conductances (in g_unit) and biases; cells outside the device range are clipped and counted."""
@@ -685,6 +727,21 @@ def _close_adapter(inst: Any) -> None:
         inst.adapter.close()
     except Exception as exc:
         log.debug("%s: close failed: %s", getattr(inst, "name", inst), exc)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """Worth a fresh session and one more try: a dropped link, a timeout, an unreadable reply.
+
+    Every operation LabCrossbar retries is idempotent (absolute levels, whole blocks, reads).
+    """
+    if isinstance(exc, ReplyError) or _is_dropped(exc):
+        return True
+    try:
+        from pyvisa import constants, errors
+
+        return isinstance(exc, errors.VisaIOError) and exc.error_code == constants.StatusCode.error_timeout
+    except ImportError:  # pragma: no cover
+        return False
 
 
 def _is_dropped(exc: BaseException) -> bool:
