@@ -36,8 +36,9 @@ def allan_figure(nodes: list[ns.NodeNoise], rec: ns.Recommendation | None, path:
     tau = np.logspace(np.log10(n0.allan.tau_s[0]), np.log10(n0.allan.tau_s[-1]), 100)
     ax.plot(tau, n0.fit.sigma_v * np.sqrt(n0.dt_s / tau), "k--", lw=1,
             label=r"white only: slope $-1/2$ ($\sigma/\sqrt{N}$)")
-    ax.plot(tau, ns.adev_model(tau, n0.fit.sigma_v, n0.fit.amplitude_v, n0.dt_s), "r-", lw=1,
-            label=r"fit: white + 1/f (floor $\sqrt{2\ln 2}\,A$)")
+    tel = n0.telegraph.allan_terms
+    ax.plot(tau, ns.adev_model(tau, n0.fit.sigma_v, n0.fit.amplitude_v, n0.dt_s, tel), "r-", lw=1,
+            label=r"fit: white + 1/f (floor $\sqrt{2\ln 2}\,A$)" + (" + telegraph" if tel else ""))
     if rec is not None:
         ax.axhline(rec.target_v, color="g", lw=1, ls=":", label=f"target {rec.target_v:.2g} V")
         ax.axvline(rec.n_samples * rec.dt_s, color="g", lw=1, ls="-.", label=f"N = {rec.n_samples}")

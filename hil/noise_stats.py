@@ -96,10 +96,31 @@ def allan_deviation(x: np.ndarray, dt_s: float, taus: str | np.ndarray = "octave
     return Allan(np.asarray(tau)[keep], np.asarray(adev)[keep], np.asarray(err)[keep], np.asarray(n)[keep])
 
 
-def adev_model(tau_s: np.ndarray, sigma_v: float, amplitude_v: float, dt_s: float) -> np.ndarray:
-    """Allan deviation of white (sigma per sample) plus 1/f (amplitude A) noise."""
+def telegraph_avar(tau_s: np.ndarray, var_v2: float, corr_s: float) -> np.ndarray:
+    """Allan variance of a process with exponential autocorrelation (random telegraph noise).
+
+    `var_v2 = A^2 p (1 - p)`, `corr_s = 1 / (capture + emission)`; with x = tau / corr_s,
+    `AVAR = var (4 e^-x - e^-2x + 2x - 3) / x^2`: ~ (2/3) var x while tau << corr (no
+    averaging gain), 2 var corr / tau beyond (white-like), the hump near tau ~ 2 corr.
+    """
     tau = np.asarray(tau_s, dtype=np.float64)
-    return np.sqrt(sigma_v**2 * dt_s / tau + LN2X2 * amplitude_v**2)
+    if var_v2 <= 0 or corr_s <= 0:
+        return np.zeros_like(tau)
+    x = np.maximum(tau / corr_s, 1e-12)
+    small = x < 1e-3
+    body = (4 * np.exp(-x) - np.exp(-2 * x) + 2 * x - 3) / np.where(small, 1.0, x) ** 2
+    return var_v2 * np.where(small, 2.0 * x / 3.0, body)
+
+
+def adev_model(tau_s: np.ndarray, sigma_v: float, amplitude_v: float, dt_s: float,
+               telegraph: tuple[float, float] | None = None) -> np.ndarray:
+    """Allan deviation of white (sigma per sample) plus 1/f (amplitude A) plus telegraph noise.
+
+    `telegraph` is `(A^2 p (1 - p), 1 / (capture + emission))`, see `telegraph_avar`.
+    """
+    tau = np.asarray(tau_s, dtype=np.float64)
+    tel = telegraph_avar(tau, *telegraph) if telegraph else 0.0
+    return np.sqrt(sigma_v**2 * dt_s / tau + LN2X2 * amplitude_v**2 + tel)
 
 
 # --- power spectral density ------------------------------------------------------------------
@@ -207,6 +228,14 @@ class TelegraphFit:
     emission_rate_hz: float = 0.0
     transitions: int = 0
     state: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def allan_terms(self) -> tuple[float, float] | None:
+        """(variance, correlation time) for `adev_model`, or None without a telegraph."""
+        rate = self.capture_rate_hz + self.emission_rate_hz
+        if not self.bimodal or rate <= 0:
+            return None
+        return self.amplitude_v**2 * self.occupancy * (1.0 - self.occupancy), 1.0 / rate
 
 
 def _two_gaussians(x: np.ndarray, iters: int = 200) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -353,7 +382,8 @@ def analyze_node(name: str, x: np.ndarray, dt_s: float, nperseg: int = 4096) -> 
     """Histogram, Allan deviation, PSD, white + 1/f fit and telegraph detection of one node's reads.
 
     Where the histogram is bimodal, the fitted telegraph steps are subtracted
-    before the white + 1/f fit, so that its Lorentzian does not pass for 1/f noise.
+    before the white + 1/f fit, so that its Lorentzian does not pass for 1/f noise;
+    the Allan deviation is of the reads as they are (everything EP would see).
     """
     x = np.asarray(x, dtype=np.float64)
     tel = detect_telegraph(x, dt_s)
@@ -362,7 +392,7 @@ def analyze_node(name: str, x: np.ndarray, dt_s: float, nperseg: int = 4096) -> 
     fit = fit_white_pink(psd(rest, dt_s, nperseg) if tel.bimodal else spec, dt_s)
     return NodeNoise(
         name=name, n=int(x.size), dt_s=dt_s, mean_v=float(x.mean()), std_v=float(x.std(ddof=1)),
-        hist=histogram(x), allan=allan_deviation(rest, dt_s), spectrum=spec, fit=fit, telegraph=tel,
+        hist=histogram(x), allan=allan_deviation(x, dt_s), spectrum=spec, fit=fit, telegraph=tel,
         quant_step_v=quantization_step(x),
     )
 
@@ -425,12 +455,13 @@ def recommend_n(
     target_v: float,
     *,
     allan: Allan | None = None,
+    telegraph: tuple[float, float] | None = None,
     overhead_s: float = 0.0,
     phases: int = 3,
     batch_size: int = 1,
     n_max: int = 10**9,
 ) -> Recommendation:
-    """Smallest N with Allan deviation `sqrt(sigma^2/N + 2 ln2 A^2) <= target`.
+    """Smallest N with Allan deviation `sqrt(sigma^2/N + 2 ln2 A^2 [+ telegraph]) <= target`.
 
     Why the Allan deviation: an EP update uses the difference of a nudged and a
     free read taken one after the other, each the mean of N samples; the
@@ -441,8 +472,13 @@ def recommend_n(
     measured minimum (slower drifts that a finite run shows only at its end).
     Cost: a board reads the batch one example at a time, `phases` reads each
     (3 for centered EP), each `N dt` plus the dead time of one `measure()` call.
+    A telegraph (`(variance, correlation time)`, see `telegraph_avar`) adds a hump
+    near twice its correlation time, which N must get past.
     """
     floor_model = math.sqrt(LN2X2) * amplitude_v
+
+    def model_at(n: int) -> float:
+        return float(adev_model(np.array([n * dt_s]), sigma_v, amplitude_v, dt_s, telegraph)[0])
 
     def measured_at(n: int) -> float | None:
         if allan is None or not allan.tau_s.size or not allan.tau_s[0] <= n * dt_s <= allan.tau_s[-1]:
@@ -462,14 +498,16 @@ def recommend_n(
     reachable = target_v > floor
     if reachable:
         n = min(n_max, max(1, math.ceil(sigma_v**2 / (target_v**2 - floor_model**2))))
+        while telegraph and n < n_max and model_at(n) > target_v:  # past the telegraph hump
+            n = min(n_max, max(n + 1, math.ceil(n * 1.02)))
         # slower noise than the model holds shows in the measured curve: follow it up to the minimum
         while n < n_floor and (m := measured_at(n)) is not None and m > target_v:
             n = min(n_floor, math.ceil(n * 1.1))
-        if (m := measured_at(n)) is not None and m > target_v * 1.05:
+        if (m := measured_at(n)) is not None and m > target_v * 1.05 or model_at(n) > target_v * 1.05:
             reachable = False
     else:
         n = min(n_floor, n_max)
-    sigma_eff = float(adev_model(np.array([n * dt_s]), sigma_v, amplitude_v, dt_s)[0])
+    sigma_eff = model_at(n)
     measured = measured_at(n)
     t_read = n * dt_s + overhead_s
     return Recommendation(

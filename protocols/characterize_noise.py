@@ -288,9 +288,14 @@ def characterize_read(
                      "the PSD and Allan deviation treat the reads as evenly spaced")
     # the Allan curve of the node closest to the median white sigma stands for the station
     ref = min(results, key=lambda r: abs(r.fit.sigma_v - combined["white_sigma_v"]))
+    tel = None
+    if "telegraph_amplitude_v" in combined:
+        rc, re_ = combined["telegraph_capture_rate_hz"], combined["telegraph_emission_rate_hz"]
+        p = rc / (rc + re_)
+        tel = (combined["telegraph_amplitude_v"] ** 2 * p * (1 - p), 1.0 / (rc + re_))
     rec = ns.recommend_n(combined["white_sigma_v"], combined["pink_amplitude_v"], dt, cfg.recommend.target_v,
-                         allan=ref.allan, overhead_s=max(overhead, 0.0), phases=cfg.recommend.phases,
-                         batch_size=cfg.recommend.batch_size)
+                         allan=ref.allan, telegraph=tel, overhead_s=max(overhead, 0.0),
+                         phases=cfg.recommend.phases, batch_size=cfg.recommend.batch_size)
     return ReadNoiseResult(
         nodes=results, dt_s=dt, dead_time_s=dead, overhead_s=max(overhead, 0.0), combined=combined,
         recommendation=rec, read_noise=entries, wall_s=time.perf_counter() - t0, chunks=len(starts), notes=notes,

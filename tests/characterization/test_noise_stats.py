@@ -154,3 +154,18 @@ def test_write_noise_range_levels_and_drift_fits():
     d = ns.fit_drift(t, g0, gt)
     assert d.nu == pytest.approx(0.03, rel=1e-6) and d.t0_s == pytest.approx(0.5, rel=1e-6)
     assert ns.fit_drift(t, g0, np.broadcast_to(g0, (t.size, cells))).nu is None
+
+
+def test_telegraph_allan_variance_limits_and_simulation():
+    var, corr = 2.0e-7, 0.01
+    tau = np.array([1e-6, 1e-5, 100.0, 1000.0])
+    av = ns.telegraph_avar(tau, var, corr)
+    assert av[:2] == pytest.approx(2.0 / 3.0 * var * tau[:2] / corr, rel=1e-3)  # no gain while tau << corr
+    assert av[2:] == pytest.approx(2.0 * var * corr / tau[2:], rel=0.02)  # white-like beyond
+    dt, amp, cap, emi = 1e-3, 1e-3, 5.0, 10.0
+    x = telegraph(1 << 16, dt, amp, cap, emi, 0.0, seed=8)
+    a = ns.allan_deviation(x, dt)
+    p = cap / (cap + emi)
+    model = np.sqrt(ns.telegraph_avar(a.tau_s, amp**2 * p * (1 - p), 1 / (cap + emi)))
+    hump = (a.tau_s >= 0.004) & (a.tau_s <= 1.0)  # the octaves around the hump, many differences each
+    assert np.all(np.abs(a.adev_v[hump] / model[hump] - 1) < 0.2)

@@ -158,3 +158,33 @@ def test_levels_and_stuck_cells_recovered(setup):
     assert got["stuck"]["p_off"] == pytest.approx(float((drawn == 1).float().mean()))
     assert got["stuck"]["p_on"] == pytest.approx(float((drawn == 2).float().mean()))
     assert got["write_noise"]["sigma_abs"] == pytest.approx(0.005, rel=0.15)
+
+
+def test_telegraph_recovered_where_the_histogram_is_bimodal(setup):
+    """White noise plus one telegraph trap per node (amplitude 4 sigma), no 1/f, no devices.
+
+    65,536 reads at 10 kS/s hold ~6.5 s x 2 / (1/30 + 1/80) s ~ 290 transitions per
+    node, so each rate is known to ~1/sqrt(145) = 8 % per node and ~5 % as the
+    median of three nodes: 15 % is 3 of those.  The amplitude is a difference of
+    two level means over ~20,000 reads each: well under 1 %.  White sigma stays
+    within 5 % once the steps are subtracted.
+    """
+    cfg, source, topo = setup
+    tel = {"kind": "telegraph", "amplitude_v": 4.0e-4, "capture_rate_hz": 30.0, "emission_rate_hz": 80.0}
+    cfg = cfg.model_copy(update={
+        "crossbar": {**cfg.crossbar, "read_noise": [tel], "devices": []},
+        "read": cfg.read.model_copy(update={"n_reads": 65536}),
+    })
+    with open_crossbar(topo, cfg.crossbar, seed=cfg.seed, source=source) as xbar:
+        res = characterize_read(xbar, cfg)
+    assert all(n.telegraph.bimodal for n in res.nodes)
+    c = res.combined
+    assert c["telegraph_amplitude_v"] == pytest.approx(4.0e-4, rel=0.15)
+    assert c["telegraph_capture_rate_hz"] == pytest.approx(30.0, rel=0.15)
+    assert c["telegraph_emission_rate_hz"] == pytest.approx(80.0, rel=0.15)
+    assert c["white_sigma_v"] == pytest.approx(cfg.crossbar["sigma"], rel=0.05)
+    assert [e["kind"] for e in res.read_noise] == ["gaussian", "telegraph"]
+    # the trap's variance averages away only past its correlation time (~9 ms): N grows accordingly
+    rec = res.recommendation
+    assert rec.reachable and rec.sigma_eff_v <= cfg.recommend.target_v
+    assert rec.n_samples > math.ceil((cfg.crossbar["sigma"] / cfg.recommend.target_v) ** 2)
