@@ -119,6 +119,8 @@ class FakeInstrument:
             return IDN[self.kind].encode() + b"\n"
         if text == "SYST:ERR?":
             return b'+0,"No error"\n'
+        if text == "*ESR?" and self.kind != "conductance_board":
+            return b"0\n"
         if self.kind == "conductance_board":
             if text == "BLK:CAT?":
                 return b"G1,2,2;G2,2,1\n"
