@@ -40,8 +40,14 @@ def _register_builtin() -> None:
 
 
 def _register_plugins() -> None:
+    """A plug-in that fails to import costs its own commands only, with a warning that names it."""
     for ep in entry_points(group="hil.commands"):
-        ep.load()(app)
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            logging.getLogger(__name__).warning("commands of %s unavailable: %s", ep.value, exc)
+            continue
+        register(app)
 
 
 _registered = False
