@@ -116,7 +116,13 @@ def parse_node(node: str) -> tuple[int, int]:
 
 def load_characterize_config(name: str | Path | None, overrides: list[str] | None = None,
                              crossbar: str | None = None) -> tuple[CharacterizeConfig, dict[str, Any], str]:
-    """Config file (or shipped name, or defaults), `--set` overrides, and `--crossbar twin|STATION.yaml`."""
+    """Config file (or shipped name, or defaults), `--set` overrides, and `--crossbar twin|STATION.yaml`.
+
+    With no config, the twin is the demo of `characterize-twin.yaml` (a noiseless twin has
+    nothing to characterize); a station gets the defaults of `CharacterizeConfig`.
+    """
+    if name is None and crossbar in (None, "twin"):
+        name = "twin"
     if name is None:
         data: dict[str, Any] = {}
         source = "defaults"

@@ -177,13 +177,17 @@ def _run(command: str, config: str | None, sets: list[str], crossbar: str | None
     if read is not None:
         final.update(white_sigma_v=read.combined["white_sigma_v"], pink_amplitude_v=read.combined["pink_amplitude_v"],
                      recommended_n=read.recommendation.n_samples)
+    if write is not None:
+        final.update({k: write.fits["write_noise"][k] for k in ("sigma_abs", "sigma_rel")})
+        final.update({k: write.fits["range"][k] for k in ("g_min", "g_max")})
     store.set_status(run_id, "completed", final)
     console.print(text, highlight=False, end="")
     console.print(f"calibration: {out_dir / 'calibration.yaml'}  (twin: crossbar.calibration: <that path>, "
                   f"crossbar.sigma: 0)", highlight=False)
 
 
-_Config = Annotated[str | None, typer.Option("--config", help="config YAML, or a shipped name: twin")]
+_Config = Annotated[str | None, typer.Option(
+    "--config", help="config YAML, or a shipped name: twin (the default with the twin)")]
 _Set = Annotated[list[str] | None, typer.Option("--set", help="override a key: --set crossbar.sigma=2e-4")]
 _Crossbar = Annotated[str | None, typer.Option(help="twin, or a station YAML to measure a board")]
 _Out = Annotated[str | None, typer.Option(help="folder for calibration.yaml, summary.txt and figures")]
