@@ -207,12 +207,14 @@ class LabCrossbar:
         self.idn: dict[str, str] = {}
         self._esr_ok: dict[str, bool] = {}
         self._g_s: dict[str, np.ndarray] = {}
+        self._held: dict[str, list[np.ndarray]] = {}  # what a board may hold now, per block
         configuring = False
         try:
             self._identify_all()
             configuring = True  # from here on, something may be on: clean up on failure
             self._configure_all()
             self._g_s = self._initial_conductances()
+            self._held = {k: [v] for k, v in self._g_s.items()}
         except BaseException:
             if configuring:
                 self.safe_state()
@@ -387,8 +389,11 @@ class LabCrossbar:
         """Run one instrument operation; reopen a dropped session with back-off and retry."""
         tries = self.station.instruments[name].reconnect_tries if name in self.station.instruments else 0
         delay = 0.2
+        reopened = True
         for attempt in range(tries + 1):
             try:
+                if not reopened:
+                    raise ConnectionError(f"{name}: not reconnected")
                 return fn()
             except Exception as exc:
                 if attempt == tries or not _is_retryable(exc):
@@ -397,10 +402,10 @@ class LabCrossbar:
                             "session dropped" if _is_dropped(exc) else "no usable reply", _reason(exc), delay)
                 time.sleep(delay)
                 delay *= 2
-                self._reopen(name)
+                reopened = self._reopen(name)
         raise AssertionError("unreachable")
 
-    def _reopen(self, name: str) -> None:
+    def _reopen(self, name: str) -> bool:
         """A fresh session (a late reply to the old one is never read); raises if the instrument restarted."""
         inst = self.instruments[name]
         spec = self.station.instruments[name]
@@ -409,8 +414,15 @@ class LabCrossbar:
             inst.adapter = open_session(name, spec, self.source)
         except ConfigError as exc:
             log.warning("%s: reconnect failed: %s", name, exc)
-            return
-        self._check_restart(name)
+            return False
+        try:
+            self._check_restart(name)
+        except InstrumentRestarted:
+            raise
+        except Exception as exc:  # the fresh session failed too: the next attempt reopens again
+            log.warning("%s: reconnected, but the restart check failed: %s", name, _reason(exc))
+            return False
+        return True
 
     def _clear_power_on(self, name: str, inst: Any) -> bool:
         """Read (and so clear) `*ESR?` at open; True when the instrument answers it with a number."""
@@ -435,16 +447,17 @@ class LabCrossbar:
         prog = self.station.conductances
         lost = False
         if isinstance(prog, BoardProgramming) and name == prog.instrument:
-            for param, held in self._g_s.items():
+            for param, candidates in self._held.items():
                 blk = prog.blocks.get(param, param)
                 if blk in getattr(inst, "blocks", {}):
                     got = inst.get_block(blk)
-                    tol = self.config.verify_tolerance * np.maximum(np.abs(held), self.station.limits.g_min_s)
-                    lost = lost or bool(np.any(np.abs(got - held) > tol))
+                    tol = [self.config.verify_tolerance * np.maximum(np.abs(h), self.station.limits.g_min_s)
+                           for h in candidates]
+                    lost = lost or not any(np.all(np.abs(got - h) <= t) for h, t in zip(candidates, tol))
         elif self._esr_ok.get(name):
             lost = bool(int(inst.ask("*ESR?").strip()) & 128)
         if lost:
-            raise InstrumentError(f"{name}: restarted while in use (its state is lost); stopping. Check it, then "
+            raise InstrumentRestarted(f"{name}: restarted while in use (its state is lost); stopping. Check it, then "
                                   "resume the run")
 
     def program(self, g: dict[str, Tensor], *, verify: bool = True) -> ProgramReport:
@@ -485,6 +498,8 @@ class LabCrossbar:
                     failed[name] = value.numel()
                     achieved[name] = torch.full_like(value, float("nan"))
                     continue
+                if name in self._g_s:  # a restart check during this write accepts the old or the new block
+                    self._held[name] = [self._g_s[name], phys]
                 self._call(prog.instrument, lambda b=board, k=blk, p=phys: b.set_block(k, p))
                 writes += 1
                 got = self._call(prog.instrument, lambda b=board, k=blk: b.get_block(k)) if verify else phys
@@ -508,6 +523,7 @@ class LabCrossbar:
                     failed[name] = len(rep.failed)
             if name.startswith("G"):
                 self._g_s[name] = np.asarray(got, dtype=np.float64)
+                self._held[name] = [self._g_s[name]]
             achieved[name] = torch.as_tensor(np.asarray(got) / unit, dtype=value.dtype, device=value.device)
         return ProgramReport(requested=g, achieved=achieved, writes=writes, clipped=clipped, failed=failed)
 
@@ -729,12 +745,16 @@ def _close_adapter(inst: Any) -> None:
         log.debug("%s: close failed: %s", getattr(inst, "name", inst), exc)
 
 
+class InstrumentRestarted(InstrumentError):
+    """An instrument came back from a restart (power cycle, reboot) and lost what it was told."""
+
+
 def _is_retryable(exc: BaseException) -> bool:
     """Worth a fresh session and one more try: a dropped link, a timeout, an unreadable reply.
 
     Every operation LabCrossbar retries is idempotent (absolute levels, whole blocks, reads).
     """
-    if isinstance(exc, ReplyError) or _is_dropped(exc):
+    if isinstance(exc, (ReplyError, UnicodeDecodeError)) or _is_dropped(exc):
         return True
     try:
         from pyvisa import constants, errors

@@ -1,28 +1,22 @@
-"""The HIL-EP conductance board (GBOARD): digital potentiometers / transistors and DAC sources.
+"""The HIL-EP conductance board (GBOARD), implemented from `drivers/board_scpi.md`.
 
-The dialect (see `hil.drivers.hilep_conductance_board` for the commands a host sends):
-
-    *IDN?                         HIL-EP,GBOARD-<dacs>,EMU<nnnn>,1.0
-    BLK:CAT?                      <block>,<rows>[,<cols>];...   every block and its shape
-    G:RANG?                       <g_min>,<g_max>               cell range (S)
-    G:SET <block>,#<definite>     whole block, float32 little-endian, row-major (S; A for bias blocks)
-    G:SET:ASC <block>,v,v,...     the same in ASCII
-    G:GET? <block> / G:GET:ASC? <block>   what the cells hold
-    SOUR:VOLT:COUN?               number of DAC channels
-    SOUR:VOLT:BLK #<definite>     every DAC level at once (float32 LE, V)
-    SOUR:VOLT:ASC v,v,... / SOUR:VOLT:ASC?
-    OUTP ON|OFF / OUTP?           DAC output relays (off: the nodes are tied to ground, 0 V)
-    NUDG:G <S> / NUDG:G?          conductance tying each output node to its nudge source
-    NUDG:STAT ON|OFF / NUDG:STAT? nudge conductances connected
-    SYST:ERR?, *ESR?, *CLS, *RST, *OPC?
-
-A value outside a DAC's ±`dac_v_max`, a cell outside [g_min, g_max], a block of the
-wrong size or an unknown block is refused whole (nothing changes) with -222, -224 or
--160 in the queue.  A DAC current trip (`trip()`) opens the output relays, disconnects
-the nudge, sets every DAC to 0 V and queues `+310,"DAC current limit; outputs off"`.
+Digital potentiometers / transistors hold the blocks (`G<l>` in S, `b<l>` bias
+currents in A); DAC channels drive the input and nudge nodes.  As the dialect says:
+commands are case-sensitive as written, one per line (no `;` chaining); an unknown
+command queues -100; a value outside `G:RANG?` or a DAC beyond the board's range
+-222; a block of the wrong length -223 (too much data) or -109 (missing parameter);
+an unknown block -224; more than 16 errors -350.  A command that cannot be carried
+out changes nothing.  `*RST` puts every cell at g_min, every DAC at 0 V, the
+outputs and the nudge off.  With the outputs off the nodes see 0 V.  A lost host
+link for more than 2 s (no connection left) trips the watchdog: DACs to 0 V, outputs
+and nudge off.  A current trip (`trip()`, fault injection) does the same and queues
++310 "DAC current limit; outputs off".
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 import numpy as np
 
@@ -36,23 +30,75 @@ from hil.simulators.emulator.scpi import (
     definite_block,
     err,
     number,
-    scpi,
     split_params,
     text,
 )
+
+COMMANDS = {
+    "*IDN?": "_idn", "*RST": "_rst", "*CLS": "_cls", "SYST:ERR?": "_syst_err", "BLK:CAT?": "_cat",
+    "G:RANG?": "_range", "G:SET": "_g_set", "G:GET?": "_g_get", "G:SET:ASC": "_g_set_asc",
+    "G:GET:ASC?": "_g_get_asc", "SOUR:VOLT:COUN?": "_count", "SOUR:VOLT:BLK": "_blk",
+    "SOUR:VOLT:ASC": "_asc", "SOUR:VOLT:ASC?": "_asc_q", "OUTP": "_outp", "NUDG:G": "_nudge_g",
+    "NUDG:STAT": "_nudge_stat",
+}
 
 
 class ConductanceBoard(Instrument):
     kind = "conductance_board"
     queue_size = 16
     dac_v_max = 10.0
+    watchdog_s = 2.0
+    no_error = '0,"No error"'
+    error_format = '{code:d},"{message}"'
 
     def __init__(self, name: str, world, dacs: int, serial: int = 1) -> None:
         self.dacs = dacs
         super().__init__(name, world)
         self.idn = f"HIL-EP,GBOARD-{dacs},EMU{serial:04d},1.0"
 
+    def execute(self, message: bytes) -> bytes | None:
+        """One command per line, headers exactly as the dialect writes them."""
+        self.commands_seen += 1
+        head, _, rest = message.strip().partition(b" ")
+        name = COMMANDS.get(head.decode("latin-1"))
+        if name is None:
+            self.push_error(-100, "Command error")
+            return None
+        try:
+            reply = getattr(self, name)(rest.strip())
+        except ScpiError as exc:
+            self.push_error(exc.code, exc.message)
+            return None
+        if reply is None:
+            return None
+        return (reply if isinstance(reply, bytes) else str(reply).encode("latin-1")) + b"\n"
+
+    # --- the watchdog -----------------------------------------------------------------------------
+    def link_up(self) -> None:
+        with self.lock:
+            self._links += 1
+            self._lost_since = None
+
+    def link_down(self) -> None:
+        with self.lock:
+            self._links = max(0, self._links - 1)
+            if self._links == 0:
+                self._lost_since = time.monotonic()
+                t = threading.Timer(self.watchdog_s, self._watchdog)
+                t.daemon = True
+                t.start()
+
+    def _watchdog(self) -> None:
+        with self.lock:
+            if self._lost_since is not None and time.monotonic() - self._lost_since >= self.watchdog_s * 0.99:
+                self.dac[:] = 0.0
+                self.output = False
+                self.nudge_on = False
+                self.watchdog_trips += 1
+
     def reset(self) -> None:
+        if not hasattr(self, "_links"):
+            self._links, self._lost_since, self.watchdog_trips = 0, None, 0
         self.dac = np.zeros(self.dacs)
         self.output = False
         self.nudge_g = 0.0
@@ -82,11 +128,9 @@ class ConductanceBoard(Instrument):
             self.push_error(310, "DAC current limit; outputs off")
 
     # --- commands ---------------------------------------------------------------------------------
-    @scpi("BLK:CATalog?")
     def _cat(self, raw: bytes) -> str:
         return ";".join(f"{b}," + ",".join(str(d) for d in shape) for b, shape in self.world.block_shapes().items())
 
-    @scpi("G:RANGe?")
     def _range(self, raw: bytes) -> str:
         lim = self.world.station.limits
         return f"{lim.g_min_s:.6E},{lim.g_max_s:.6E}"
@@ -95,8 +139,11 @@ class ConductanceBoard(Instrument):
         shapes = self.world.block_shapes()
         if block not in shapes:
             raise err(ILLEGAL_VALUE, f"no block {block}")
-        if values.size != int(np.prod(shapes[block])):
-            raise ScpiError(-160, f"Block data error; {block} holds {int(np.prod(shapes[block]))} values")
+        want = int(np.prod(shapes[block]))
+        if values.size > want:
+            raise ScpiError(-223, f"Too much data; {block} holds {want} values")
+        if values.size < want:
+            raise ScpiError(-109, f"Missing parameter; {block} holds {want} values")
         if not np.all(np.isfinite(values)):
             raise err(DATA_OUT_OF_RANGE, "non-finite value")
         if self.world.block_names[block].startswith("G"):
@@ -105,12 +152,10 @@ class ConductanceBoard(Instrument):
                 raise err(DATA_OUT_OF_RANGE, f"{block} outside the cell range")
         self.world.set_block(block, values.reshape(shapes[block]))
 
-    @scpi("G:SET")
     def _g_set(self, raw: bytes) -> None:
         name, _, data = raw.partition(b",")
         self._set(name.decode("latin-1").strip(), np.frombuffer(block_data(data.strip()), "<f4").astype(float))
 
-    @scpi("G:SET:ASCii")
     def _g_set_asc(self, raw: bytes) -> None:
         params = split_params(text(raw))
         if len(params) < 2:
@@ -127,30 +172,27 @@ class ConductanceBoard(Instrument):
             raise err(ILLEGAL_VALUE, f"no block {block}")
         return self.world.get_block(block).reshape(-1)
 
-    @scpi("G:GET?")
     def _g_get(self, raw: bytes) -> bytes:
         return definite_block(self._get(raw).astype("<f4").tobytes())
 
-    @scpi("G:GET:ASCii?")
     def _g_get_asc(self, raw: bytes) -> str:
         return ",".join(f"{v:.7E}" for v in self._get(raw))
 
-    @scpi("SOURce:VOLTage:COUNt?")
     def _count(self, raw: bytes) -> str:
         return str(self.dacs)
 
     def _levels(self, values: np.ndarray) -> None:
-        if values.size != self.dacs:
-            raise ScpiError(-160, f"Block data error; {self.dacs} DAC levels expected, got {values.size}")
+        if values.size > self.dacs:
+            raise ScpiError(-223, f"Too much data; {self.dacs} DAC levels")
+        if values.size < self.dacs:
+            raise ScpiError(-109, f"Missing parameter; {self.dacs} DAC levels")
         if not np.all(np.isfinite(values)) or np.any(np.abs(values) > self.dac_v_max):
             raise err(DATA_OUT_OF_RANGE, f"DAC levels beyond ±{self.dac_v_max:g} V")
         self.dac = values.astype(float)
 
-    @scpi("SOURce:VOLTage:BLK")
     def _blk(self, raw: bytes) -> None:
         self._levels(np.frombuffer(block_data(raw.strip()), "<f4").astype(float))
 
-    @scpi("SOURce:VOLTage:ASCii")
     def _asc(self, raw: bytes) -> None:
         try:
             values = np.array([float(v) for v in split_params(text(raw))])
@@ -158,31 +200,16 @@ class ConductanceBoard(Instrument):
             raise ScpiError(-104, "Data type error") from None
         self._levels(values)
 
-    @scpi("SOURce:VOLTage:ASCii?")
     def _asc_q(self, raw: bytes) -> str:
         return ",".join(f"{v:g}" for v in self.dac)
 
-    @scpi("OUTPut[:STATe]")
     def _outp(self, raw: bytes) -> None:
         self.output = boolean(text(raw))
 
-    @scpi("OUTPut[:STATe]?")
-    def _outp_q(self, raw: bytes) -> str:
-        return "1" if self.output else "0"
-
-    @scpi("NUDGe:G")
     def _nudge_g(self, raw: bytes) -> None:
         lim = self.world.station.limits
         self.nudge_g = number(text(raw), lim.g_min_s, lim.g_max_s)
 
-    @scpi("NUDGe:G?")
-    def _nudge_g_q(self, raw: bytes) -> str:
-        return f"{self.nudge_g:.6E}"
-
-    @scpi("NUDGe:STATe")
     def _nudge_stat(self, raw: bytes) -> None:
         self.nudge_on = boolean(text(raw))
 
-    @scpi("NUDGe:STATe?")
-    def _nudge_stat_q(self, raw: bytes) -> str:
-        return "1" if self.nudge_on else "0"

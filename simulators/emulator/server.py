@@ -89,6 +89,8 @@ class InstrumentServer:
             with self.conns_lock:
                 self.conns.add(conn)
             self.connections += 1
+            if hasattr(self.model, "link_up"):
+                self.model.link_up()
             t = threading.Thread(target=self._serve, args=(conn,), name=f"emu-{self.model.name}-conn", daemon=True)
             self.threads = [x for x in self.threads if x.is_alive()] + [t]
             t.start()
@@ -120,6 +122,8 @@ class InstrumentServer:
             with self.conns_lock:
                 self.conns.discard(conn)
             _close(conn)
+            if hasattr(self.model, "link_down"):
+                self.model.link_down()
 
     def _message(self, conn: socket.socket, msg: bytes) -> bool:
         """Run one message with its faults; False when the connection is gone."""
