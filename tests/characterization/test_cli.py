@@ -102,7 +102,7 @@ def test_same_command_runs_on_lab_crossbar_over_pyvisa_sim(tmp_path):
             "--set", 'read.nodes=["1:0", "1:1", "2:0"]', "--set", "read.n_reads=256", "--set", "read.chunk=1",
             "--set", "read.nperseg=64", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "on lab" in r.stdout and "restart at each measure()" in r.stdout
+    assert "on lab" in r.stdout  # its timestamps may restart per call: then chunks go by the wall clock
     cal = load_calibration(out / "calibration.yaml")
     assert cal.read_noise[0].kind == "gaussian"  # the simulated DAQ answers constant readings: sigma 0
     assert cal.meta["crossbar"] == "lab" and cal.meta["sample_period_s"] > 0
