@@ -13,6 +13,7 @@ with the output off, is an error (5007 / 5042 style codes, queued like any other
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,14 @@ FORMAT = {"format.ASCII": 1.0, "format.SREAL": 2.0, "format.REAL": 3.0, "format.
           "format.REAL64": 3.0, "format.NORMAL": 0.0, "format.BIGENDIAN": 0.0, "format.NETWORK": 0.0,
           "format.SWAPPED": 1.0, "format.LITTLEENDIAN": 1.0}
 V_RANGES = (0.1, 1.0, 6.0, 40.0)
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """A reading buffer named in a TSP expression: `smua.nvbuffer1` or its `.readings`."""
+
+    what: str  # "buffer" | "readings"
+    channel: str
 
 
 class _Channel:
@@ -95,9 +104,9 @@ class Keithley2600(TspInstrument):
         if key is not None:
             return getattr(c, key)
         if attr in ("nvbuffer1", "nvbuffer2"):
-            return ("buffer", name.split(".")[0])
+            return _Buffer("buffer", name.split(".")[0][3:])
         if attr in ("nvbuffer1.readings", "nvbuffer2.readings"):
-            return ("readings", name.split(".")[0])
+            return _Buffer("readings", name.split(".")[0][3:])
         if attr in ("nvbuffer1.n", "nvbuffer2.n"):
             return float(len(c.buffer))
         return super().get(name)
@@ -154,8 +163,8 @@ class Keithley2600(TspInstrument):
             if attr == "measure.v":
                 n = int(c.count)
                 values = self._read_v(key, n)
-                if args and isinstance(args[0], tuple) and args[0][0] == "buffer":
-                    self.ch[args[0][1][3:]].buffer.extend(float(v) for v in values)
+                if args and isinstance(args[0], _Buffer) and args[0].what == "buffer":
+                    self.ch[args[0].channel].buffer.extend(float(v) for v in values)
                     return None
                 return float(values[-1])
             if attr == "measure.i":
@@ -172,9 +181,9 @@ class Keithley2600(TspInstrument):
         start, end = int(args[0]), int(args[1])
         cols = []
         for a in args[2:]:
-            if not (isinstance(a, tuple) and a[0] == "readings"):
+            if not (isinstance(a, _Buffer) and a.what == "readings"):
                 raise TspError(-286, "TSP Runtime error at line 1: bad argument to 'printbuffer'")
-            buf = self.ch[a[1][3:]].buffer
+            buf = self.ch[a.channel].buffer
             if end > len(buf) or start < 1:
                 raise TspError(-286, "TSP Runtime error at line 1: index out of range in 'printbuffer'")
             cols.append(buf[start - 1 : end])
