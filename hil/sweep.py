@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import socket
 import time
 import traceback
@@ -292,6 +293,9 @@ def run_sweep(
     from distributed import as_completed
 
     register_sweep(sweep, store)
+    data_dir = data_dir or os.environ.get("HIL_DATA_DIR")
+    if data_dir and data_dir != "embedded" and Path(data_dir).expanduser().is_dir():
+        data_dir = str(Path(data_dir).expanduser().resolve())  # workers may run elsewhere
     todo, skipped = pending_trials(sweep, store, where)
     report = SweepReport(total=len(todo) + skipped, skipped=skipped)
     if on_start:
@@ -299,8 +303,8 @@ def run_sweep(
     t0 = time.perf_counter()
     futures = {}
     for trial in todo:
-        fut = client.submit(run_trial, trial.config, data_dir, torch_threads, key=f"trial-{sweep.id}-{trial.id}",
-                            pure=False, retries=0)
+        fut = client.submit(run_trial, trial.config, data_dir, torch_threads,
+                            key=f"trial-{trial.id}-{secrets.token_hex(3)}", pure=False, retries=0)
         futures[fut] = trial
     try:
         for fut in as_completed(list(futures)):

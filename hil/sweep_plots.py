@@ -29,7 +29,7 @@ def _save(fig, stem: Path) -> list[Path]:
 def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
     """Top: mean (± std band, min..max bars) and max test accuracy vs sigma, per dataset; bottom: converged."""
     summary = analysis["summary"]
-    datasets = list(dict.fromkeys(r["dataset"] for r in summary))
+    datasets = list(analysis.get("sigma_c") or dict.fromkeys(r["dataset"] for r in summary))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, height_ratios=[3, 1.3],
                                   constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -48,8 +48,8 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
         sc = analysis.get("sigma_c", {}).get(ds, {})
         if sc.get("how") == "interpolated":
             ax.axvline(sc["sigma_c"], color=c, ls=":", lw=1)
-            ax.annotate(f"σc≈{sc['sigma_c']:.1e}", (sc["sigma_c"], 12 + 8 * i), color=c, fontsize=7,
-                        xytext=(3, 0), textcoords="offset points")
+            ax.annotate(f"σc≈{sc['sigma_c']:.1e} V", (sc["sigma_c"], 96 - 6 * i), color=c, fontsize=7,
+                        xytext=(3, 0), textcoords="offset points", va="center")
         ax2.plot(s, [100 * r["frac_converged"] for r in rows], "o-", color=c, ms=4, label=ds)
     ax.axhline(10, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("log")

@@ -109,6 +109,12 @@ def sweep_command(
         with progress:
             report = run_sweep(sweep, store, client, data_dir=data_dir, torch_threads=n_threads, where=where,
                                on_start=on_start, on_result=on_result)
+    except KeyboardInterrupt:
+        done_now = sum(r["status"] == "completed" for r in store.trials(sweep.id))
+        console.print(f"interrupted: {done_now} of {len(sweep.trials)} trials recorded; "
+                      "run the same command again to finish the rest", highlight=False)
+        store.set_status(sweep.id, "interrupted")
+        raise typer.Exit(130) from None
     finally:
         client.close()
         if not scheduler:
