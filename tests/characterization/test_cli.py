@@ -132,3 +132,45 @@ def test_more_bad_calibration_files_name_the_key(tmp_path, text, fragments):
     assert err.value.exit_code == 2
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
+
+
+EMU_STATION = Path(__file__).resolve().parent / "data" / "emu-station.yaml"
+
+
+def _in_process(*args: str) -> int:
+    """`hil` in this process, so that the emulator's server threads (started here) serve it."""
+    from hil.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_same_commands_run_on_lab_crossbar_over_the_emulator(tmp_path):
+    """LabCrossbar over loopback sockets to the SCPI emulator, whose DAQ reads a twin with white noise
+    1e-4 and whose board writes with write noise and a range: the same commands, the same fits.
+
+    8192 reads per node give sigma to ~0.6 %; the range is a mean over 32 cells with 5 % spread (~1 %).
+    """
+    from hil.simulators.emulator import Emulator
+    from hil.station import load_station
+
+    twin = {"sigma": 1e-4, "devices": [{"kind": "write_noise", "sigma_abs": 5.0, "sigma_rel": 0.03},
+                                       {"kind": "range", "g_min": 50.0, "g_max": 800.0, "spread_rel": 0.05}]}
+    with Emulator(load_station(EMU_STATION), twin, seed=0) as emu:
+        station = emu.write_station(tmp_path / "emulated.yaml")
+        rc = _in_process("characterize", "--crossbar", str(station), "--workspace", str(tmp_path / "ws"),
+                         "--out", str(tmp_path / "read"), "--quiet", "--set", 'read.nodes=["1:0", "1:3", "2:1"]',
+                         "--set", "read.n_reads=8192", "--set", "read.chunk=1024", "--set", "read.nperseg=1024")
+        assert rc == 0
+        rc = _in_process("calibrate", "--no-read", "--crossbar", str(station), "--workspace", str(tmp_path / "ws"),
+                         "--out", str(tmp_path / "write"), "--quiet", "--set", "write.hold_s=[0.05, 0.1]",
+                         "--set", "write.levels=4", "--set", "write.ramp_points=8")
+        assert rc == 0
+    read = load_calibration(tmp_path / "read" / "calibration.yaml")
+    assert read.meta["crossbar"] == "lab"
+    assert read.read_noise[0].sigma_v == pytest.approx(1e-4, rel=0.05)
+    rng = next(m for m in load_calibration(tmp_path / "write" / "calibration.yaml").devices if m.kind == "range")
+    assert rng.g_min == pytest.approx(50.0, rel=0.15) and rng.g_max == pytest.approx(800.0, rel=0.15)
