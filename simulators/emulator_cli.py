@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,7 +80,10 @@ def register(app: typer.Typer) -> None:
                     typer.echo("station file for LabCrossbar:")
                     typer.echo(emu.station_yaml())
                 typer.echo("serving; Ctrl-C stops", err=True)
-                stop.wait(duration_s if duration_s > 0 else None)
+                # short waits: a signal may land on a server thread, and only the main thread runs handlers
+                end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
+                while not stop.wait(0.2) and time.monotonic() < end:
+                    pass
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)

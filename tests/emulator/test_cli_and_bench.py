@@ -1,0 +1,49 @@
+"""`hil emulate` as a user runs it (a separate process serving a station), and the `hil bench` figures."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+
+import torch
+from conftest import RUN, STATION, wait_for
+
+from hil.drivers.lab import LabCrossbar
+from hil.interface import Topology
+from hil.station import load_station
+
+HIL = shutil.which("hil") or str(sys.executable).replace("python", "hil")
+
+
+def test_hil_emulate_serves_a_station_that_labcrossbar_opens(tmp_path):
+    out = tmp_path / "emulated.yaml"
+    proc = subprocess.Popen([HIL, "emulate", str(STATION), "--config", str(RUN), "--out", str(out),
+                             "--duration-s", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: out.exists() and out.stat().st_size > 0 or proc.poll() is not None, 60)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        station = load_station(out)
+        assert all("127.0.0.1" in spec.address and spec.address.endswith("::SOCKET")
+                   for spec in station.instruments.values())
+        with LabCrossbar(Topology(layers=(1568, 32, 10)), station, source=str(out)) as xbar:
+            m = xbar.measure(torch.zeros(1, 1568), n_samples=2)
+            assert m.voltages[0].shape == (1, 32) and m.output.shape == (1, 10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert "board" in stdout and "TCPIP0::127.0.0.1::" in stdout and str(out) in stdout
+
+
+def test_bench_reports_nodelay_and_nagle_in_the_same_run():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="hil.benches") if e.name == "emulator"]
+    figures = ep.load()(0.4)
+    for label in ("nodelay", "nagle"):
+        assert figures[f"emulator_{label}_queries_per_s"] > 0
+        assert figures[f"emulator_{label}_read_latency_ms"] > 0
+    assert figures["emulator_nagle_over_nodelay_read_latency"] > 1.0  # Nagle + delayed ACK: tens of ms
+    print(figures)
