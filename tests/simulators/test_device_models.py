@@ -108,7 +108,9 @@ def test_verify_rewrites_cells_outside_the_tolerance():
     plain = twin(devices, verify=policy).program(const(1.0), verify=False)
     checked = twin(devices, verify=policy).program(const(1.0), verify=True)
     miss = lambda g: int(((g - 1.0).abs() > 0.05).sum())  # noqa: E731
-    # one write misses with P(|z| > 0.5) = 0.617; after 11 writes 0.617^11 = 0.5 %: 200 +- 14 of 40 000
+    # One write misses (|0.1 z| > 0.05) with P(|z| > 0.5) = 0.617: 24 680 +- 97 (binomial) cells,
+    # so 2 % is 5 sigma.  With 10 rewrite passes a cell misses 11 times: 0.617^11 = 0.49 %,
+    # 196 +- 14 cells, so +-60 is 4 sigma.
     assert miss(plain.achieved["G1"]) == pytest.approx(0.617 * CELLS, rel=0.02)
     assert checked.failed["G1"] == miss(checked.achieved["G1"])
     assert checked.failed["G1"] == pytest.approx(0.617**11 * CELLS, abs=60)
