@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import torch
-from conftest import RUN, STATION, wait_for
+from hilep_emulator_helpers import RUN, STATION, wait_for
 
 from hil.drivers.lab import LabCrossbar
 from hil.interface import Topology

@@ -10,7 +10,7 @@ runs agree statistically, not bit for bit.
 
 from __future__ import annotations
 
-from conftest import RUN, hil, runs, wait_for
+from hilep_emulator_helpers import RUN, hil, runs, wait_for
 
 
 def test_lab_over_the_emulator_matches_the_twin_within_one_point(emulator, tmp_path, capsys):

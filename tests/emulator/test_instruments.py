@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, wait_for
+from hilep_emulator_helpers import DATA, wait_for
 
 from hil.drivers.lab import LabCrossbar
 from hil.interface import Nudge, Topology
