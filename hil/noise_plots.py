@@ -26,6 +26,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _log_axes(ax: Any, positive: bool) -> None:
+    """Log-log axes, unless nothing is positive (constant reads): then say so on linear axes."""
+    ax.set_xscale("log")
+    if positive:
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no noise measured (constant reads)", transform=ax.transAxes, ha="center")
+
+
 def allan_figure(nodes: list[ns.NodeNoise], rec: ns.Recommendation | None, path: Path) -> Path:
     """Overlapping Allan deviation per node, the white-noise -1/2 slope, the fitted model and the target."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0), constrained_layout=True)
@@ -42,8 +51,7 @@ def allan_figure(nodes: list[ns.NodeNoise], rec: ns.Recommendation | None, path:
     if rec is not None:
         ax.axhline(rec.target_v, color="g", lw=1, ls=":", label=f"target {rec.target_v:.2g} V")
         ax.axvline(rec.n_samples * rec.dt_s, color="g", lw=1, ls="-.", label=f"N = {rec.n_samples}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_axes(ax, any(np.any(n.allan.adev_v > 0) for n in nodes))
     ax.set_xlabel(r"averaging time $\tau = N\,dt$ (s)")
     ax.set_ylabel("Allan deviation (V)")
     ax.grid(True, which="both", alpha=0.3)
@@ -57,9 +65,10 @@ def psd_figure(nodes: list[ns.NodeNoise], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.6, 4.0), constrained_layout=True)
     for n in nodes:
         f, s, _ = ns.log_bin(n.spectrum.f_hz, n.spectrum.psd_v2_hz, per_decade=30)
-        (line,) = ax.loglog(f, s, ".", ms=3, label=f"node {n.name}")
-        ax.loglog(f, n.fit.model(f), "-", lw=1, color=line.get_color(),
-                  label=rf"fit: $\sigma$={n.fit.sigma_v:.3g} V, A={n.fit.amplitude_v:.3g} V")
+        (line,) = ax.plot(f, s, ".", ms=3, label=f"node {n.name}")
+        ax.plot(f, n.fit.model(f), "-", lw=1, color=line.get_color(),
+                label=rf"fit: $\sigma$={n.fit.sigma_v:.3g} V, A={n.fit.amplitude_v:.3g} V")
+    _log_axes(ax, any(np.any(n.spectrum.psd_v2_hz > 0) for n in nodes))
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel(r"one-sided PSD (V$^2$/Hz)")
     ax.grid(True, which="both", alpha=0.3)

@@ -181,6 +181,8 @@ def fit_white_pink(spec: Spectrum, dt_s: float, f_hi_hz: float | None = None) ->
     f, s = spec.f_hz, spec.psd_v2_hz
     keep = f <= (f_hi_hz or f[-1])
     f, s = f[keep], s[keep]
+    if not np.any(s > 0):  # constant reads: no noise to fit
+        return WhitePinkFit(0.0, 0.0, math.inf, 0.0, math.inf, float(f[0]), float(f[-1]), dt_s)
     X = np.stack([np.ones_like(f), 1.0 / f], axis=1)
     coef = np.array([np.median(s), 0.0])
     for _ in range(20):
@@ -483,7 +485,8 @@ def recommend_n(
     def measured_at(n: int) -> float | None:
         if allan is None or not allan.tau_s.size or not allan.tau_s[0] <= n * dt_s <= allan.tau_s[-1]:
             return None
-        return float(np.exp(np.interp(np.log(n * dt_s), np.log(allan.tau_s), np.log(allan.adev_v))))
+        log_adev = np.log(np.maximum(allan.adev_v, 1e-300))
+        return float(np.exp(np.interp(np.log(n * dt_s), np.log(allan.tau_s), log_adev)))
 
     # where averaging stops helping: the measured Allan minimum when the curve turns up
     # before its end, else where the white part has fallen to a quarter of the 1/f floor

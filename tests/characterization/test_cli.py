@@ -27,6 +27,20 @@ def hil(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProc
     )
 
 
+EMU_STATION = Path(__file__).resolve().parent / "data" / "emu-station.yaml"
+
+
+def _in_process(*args: str) -> int:
+    """`hil` in this process, so that the emulator's server threads (started here) serve it."""
+    from hil.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def test_characterize_twin_then_run_the_twin_from_its_calibration(tmp_path):
     ws, out = tmp_path / "ws", tmp_path / "out"
     r = hil("characterize", "--config", "twin", "--workspace", str(ws), "--out", str(out), *FAST, cwd=tmp_path)
@@ -59,9 +73,10 @@ def test_characterize_twin_then_run_the_twin_from_its_calibration(tmp_path):
 
 def test_calibrate_twin_writes_devices(tmp_path):
     out = tmp_path / "out"
-    r = hil("calibrate", "--config", "twin", "--no-read", "--workspace", str(tmp_path / "ws"), "--out", str(out),
-            "--set", "crossbar.read_noise=[]", "--set", "write.hold_s=[0.2, 0.4, 0.8]", "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    rc = _in_process("calibrate", "--config", "twin", "--no-read", "--workspace", str(tmp_path / "ws"),
+                     "--out", str(out), "--set", "crossbar.read_noise=[]", "--set", "write.hold_s=[0.2, 0.4, 0.8]",
+                     "--quiet")
+    assert rc == 0
     cal = load_calibration(out / "calibration.yaml")
     kinds = {m.kind: m for m in cal.devices}
     assert set(kinds) == {"write_noise", "range", "drift"}
@@ -98,11 +113,11 @@ def test_bad_calibration_file_exits_2_naming_the_key(tmp_path, text, fragments):
 def test_same_command_runs_on_lab_crossbar_over_pyvisa_sim(tmp_path):
     """The sim station's DAQ answers one sweep per READ? (N = 1), so reads come one per measure()."""
     out = tmp_path / "out"
-    r = hil("characterize", "--crossbar", str(SIM_STATION), "--workspace", str(tmp_path / "ws"), "--out", str(out),
-            "--set", 'read.nodes=["1:0", "1:1", "2:0"]', "--set", "read.n_reads=256", "--set", "read.chunk=1",
-            "--set", "read.nperseg=64", "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "on lab" in r.stdout  # its timestamps may restart per call: then chunks go by the wall clock
+    rc = _in_process("characterize", "--crossbar", str(SIM_STATION), "--workspace", str(tmp_path / "ws"),
+                     "--out", str(out), "--set", 'read.nodes=["1:0", "1:1", "2:0"]', "--set", "read.n_reads=256",
+                     "--set", "read.chunk=1", "--set", "read.nperseg=64", "--quiet")
+    assert rc == 0
+    assert "on lab" in (out / "summary.txt").read_text()
     cal = load_calibration(out / "calibration.yaml")
     assert cal.read_noise[0].kind == "gaussian"  # the simulated DAQ answers constant readings: sigma 0
     assert cal.meta["crossbar"] == "lab" and cal.meta["sample_period_s"] > 0
@@ -132,20 +147,6 @@ def test_more_bad_calibration_files_name_the_key(tmp_path, text, fragments):
     assert err.value.exit_code == 2
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
-
-
-EMU_STATION = Path(__file__).resolve().parent / "data" / "emu-station.yaml"
-
-
-def _in_process(*args: str) -> int:
-    """`hil` in this process, so that the emulator's server threads (started here) serve it."""
-    from hil.cli import main
-
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_same_commands_run_on_lab_crossbar_over_the_emulator(tmp_path):
