@@ -48,36 +48,47 @@ def _rate(fn: Any, seconds: float, max_n: int = 100_000) -> tuple[float, float]:
 
 
 def bench(seconds: float = 3.0) -> dict[str, float]:
-    """Queries/s (`*IDN?`) and per-read latency (`TRIG:COUN 1` + `READ?`), TCP_NODELAY on vs off."""
+    """Per label (nodelay: TCP_NODELAY on, nagle: off), in the same run and alternated twice (best kept):
+
+    - `queries_per_s`: lone `*IDN?` queries (one write, one read: Nagle has nothing to hold back);
+    - `reads_per_s` and `read_latency_ms`: LabCrossbar's read, `TRIG:COUN 1` then `READ?` (write, write, read);
+    - the ratios nodelay / nagle of both rates, and nagle / nodelay of the read latency.
+    """
     import pyvisa
 
     from hil.simulators.emulator import Emulator
 
-    out: dict[str, float] = {}
-    span = max(0.2, seconds / 4)
+    best: dict[str, float] = {}
+    span = max(0.1, seconds / 8)
     with Emulator(_station(), {"sigma": 0.0}) as emu:
-        daq = emu.model("daq")
-        daq.handle(b"CONF:VOLT:DC 1,(@101:103)")
+        emu.model("daq").handle(b"CONF:VOLT:DC 1,(@101:103)")
         rm = pyvisa.ResourceManager("@py")
         try:
-            for label, nodelay in (("nodelay", True), ("nagle", False)):
-                res = _session(rm, emu.addresses["daq"], nodelay)
-                try:
-                    qps, _ = _rate(lambda r=res: r.query("*IDN?"), span)
+            for _ in range(2):
+                for label, nodelay in (("nodelay", True), ("nagle", False)):
+                    res = _session(rm, emu.addresses["daq"], nodelay)
+                    try:
+                        qps, _ = _rate(lambda r=res: r.query("*IDN?"), span)
 
-                    def read(r=res) -> None:
-                        r.write("TRIG:COUN 1")
-                        r.query("READ?")
+                        def read(r=res) -> None:
+                            r.write("TRIG:COUN 1")
+                            r.query("READ?")
 
-                    _, latency = _rate(read, span, max_n=2000)
-                finally:
-                    res.close()
-                out[f"emulator_{label}_queries_per_s"] = qps
-                out[f"emulator_{label}_read_latency_ms"] = latency * 1e3
+                        rps, latency = _rate(read, span, max_n=2000)
+                    finally:
+                        res.close()
+                    rates = {f"emulator_{label}_queries_per_s": qps, f"emulator_{label}_reads_per_s": rps}
+                    for key, value in rates.items():
+                        best[key] = max(best.get(key, 0.0), value)
+                    key = f"emulator_{label}_read_latency_ms"
+                    best[key] = min(best.get(key, float("inf")), latency * 1e3)
         finally:
             rm.close()
-    out["emulator_nodelay_query_rate_ratio"] = (
-        out["emulator_nodelay_queries_per_s"] / max(out["emulator_nagle_queries_per_s"], 1e-9))
-    out["emulator_nagle_over_nodelay_read_latency"] = (
-        out["emulator_nagle_read_latency_ms"] / max(out["emulator_nodelay_read_latency_ms"], 1e-9))
+    out = dict(best)
+    out["emulator_nodelay_over_nagle_queries_per_s"] = best["emulator_nodelay_queries_per_s"] / max(
+        best["emulator_nagle_queries_per_s"], 1e-9)
+    out["emulator_nodelay_over_nagle_reads_per_s"] = best["emulator_nodelay_reads_per_s"] / max(
+        best["emulator_nagle_reads_per_s"], 1e-9)
+    out["emulator_nagle_over_nodelay_read_latency"] = best["emulator_nagle_read_latency_ms"] / max(
+        best["emulator_nodelay_read_latency_ms"], 1e-9)
     return out
