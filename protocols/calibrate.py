@@ -7,7 +7,8 @@ what is measured is the device, not the verify loop:
 
 1. range: request `probe_low` and `probe_high` (the topology's bounds where
    they are finite) `repeats` times; each cell's lowest and highest read-back is
-   its range;
+   its range; cells that neither moves are stuck (`p_off`, `p_on`) and are left
+   out of what follows;
 2. write noise: a grid of `levels` targets inside the range, one per cell
    (cells cycle through the grid), written `repeats` times; the std over the
    repeats of a cell, pooled over the cells of a target, is the write noise at g;
@@ -15,8 +16,9 @@ what is measured is the device, not the verify loop:
    the offset of the mean read-back from the target is fitted by "rounded to one
    of n levels of the cell's range" for every n;
 4. drift: one write, then reads at `hold_s` after it, on the crossbar's clock
-   (the timestamps of `measure()`; the hold itself is reads of the held inputs,
-   so it passes the same way on a board and on the twin).
+   when its timestamps run on across `measure()` calls (the twin, whose clock
+   advances only as it reads: the hold is reads of the held inputs), else on
+   the wall clock (a board).
 """
 
 from __future__ import annotations
