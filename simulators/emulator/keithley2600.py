@@ -170,9 +170,17 @@ class Keithley2600(TspInstrument):
             if attr == "measure.i":
                 if not c.output:
                     raise TspError(5042, f"Cannot perform requested operation while output is off (smu{key})")
+                if self.world is not None and self.world.pulse_smu == (self.name, key) and c.func == 1.0:
+                    return self.world.cell_current(c.levelv)
                 return 0.0
         if name == "printbuffer":
             return self._printbuffer(args)
+        if name == "delay" and self.world is not None and self.world.pulse_smu is not None:
+            inst, key = self.world.pulse_smu
+            c = self.ch.get(key)
+            if inst == self.name and c is not None and c.output and c.func == 1.0 and c.levelv != 0.0:
+                self.world.pulse(c.levelv, float(args[0]) if args else 0.0)  # the level held for the delay
+            return None
         return super().call(name, args)
 
     def _printbuffer(self, args: list[Any]) -> None:

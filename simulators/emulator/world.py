@@ -22,7 +22,15 @@ import torch
 
 from hil.interface import Nudge, Topology
 from hil.simulators.twin import TwinConfig, TwinCrossbar
-from hil.station import BoardConductance, BoardProgramming, FixedConductance, Station, expand_refs
+from hil.station import (
+    BoardConductance,
+    BoardProgramming,
+    FixedConductance,
+    PulseProgramming,
+    Station,
+    expand_refs,
+    parse_ref,
+)
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -50,13 +58,20 @@ class World:
         self.reads = 0
         prog = station.conductances
         self.block_names: dict[str, str] = {}  # board block -> twin parameter
+        self.pulse_smu: tuple[str, str] | None = None
+        self.pulses = 0
         if isinstance(prog, BoardProgramming):
             for param in self.topology.parameter_shapes():
                 self.block_names[prog.blocks.get(param, param)] = param
-        self.power_on_conductances()
+            self.power_on_conductances()
+        else:  # memristive cells hold what the twin's device models start them at
+            inst, ch, _ = parse_ref(prog.smu)
+            self.pulse_smu = (inst, ch)
 
     def power_on_conductances(self) -> None:
         """Cells at the bottom of their range, biases at 0 A (what a board holds after power-up)."""
+        if not isinstance(self.station.conductances, BoardProgramming):
+            return
         g0 = {}
         for name, shape in self.topology.parameter_shapes().items():
             g0[name] = torch.full(shape, self.station.limits.g_min_s / self.g_unit if name.startswith("G") else 0.0)
@@ -127,3 +142,42 @@ class World:
 
     def is_wired(self, instrument: str, channel: str) -> bool:
         return (instrument, channel) in self.node_of
+
+    # --- memristive cells: pulses and reads through the switch matrix --------------------------
+    def routed_cell(self) -> tuple[str, int, int] | None:
+        """The cell (block, i, j) that the matrix puts between the pulse SMU's HI and LO rows, if exactly one."""
+        prog = self.station.conductances
+        if not isinstance(prog, PulseProgramming):
+            return None
+        matrix = self.instruments.get(prog.matrix)
+        closed = getattr(matrix, "closed", set())
+        hi = [int(c[2:]) for c in closed if c[0] == str(prog.slot) and c[1] == prog.hi_row]
+        lo = [int(c[2:]) for c in closed if c[0] == str(prog.slot) and c[1] == prog.lo_row]
+        if len(hi) != 1 or len(lo) != 1:
+            return None
+        for l in range(1, len(prog.columns)):
+            if hi[0] in prog.columns[l - 1] and lo[0] in prog.columns[l]:
+                return f"G{l}", prog.columns[l - 1].index(hi[0]), prog.columns[l].index(lo[0])
+        return None
+
+    def cell_current(self, volts: float) -> float:
+        """Current (A) through the routed cell at `volts`; 0 when no single cell is routed (open circuit)."""
+        cell = self.routed_cell()
+        if cell is None:
+            return 0.0
+        name, i, j = cell
+        with self.lock:
+            g = float(self.twin.read_conductances()[name][i, j]) * self.g_unit
+        return g * volts
+
+    def pulse(self, volts: float, width_s: float) -> None:
+        """One programming pulse of `volts` on the routed cell (the twin's pulse device model)."""
+        cell = self.routed_cell()
+        if cell is None or volts == 0.0:
+            return
+        name, i, j = cell
+        mask = torch.zeros(self.topology.blocks[name], dtype=torch.bool)
+        mask[i, j] = True
+        with self.lock:
+            self.twin.pulse(name, mask, 1 if volts > 0 else -1, abs(volts))
+            self.pulses += 1

@@ -146,3 +146,25 @@ def test_board_watchdog_switches_off_after_the_link_is_lost(emu):
     s.close()
     assert wait_for(lambda: not board.output and not board.dac.any(), 3.0)
     assert board.watchdog_trips == 1
+
+
+def test_pulse_programming_of_the_memristive_station_over_the_emulator():
+    """The shipped 2600 + 707B + DAQ6510 station: read-verify pulses move the twin's memristive cells."""
+    from pathlib import Path
+
+    station = load_station(Path(__file__).resolve().parents[2] / "protocols" / "stations" / "memristive_2600_707b.yaml")
+    devices = [{"kind": "range", "g_min": 0.01, "g_max": 5.0},
+               {"kind": "pulse", "alpha_set": 0.1, "alpha_reset": 0.1, "v_threshold_v": 0.5, "v_ref_v": 1.0}]
+    with Emulator(station, {"devices": devices}) as e:
+        with LabCrossbar(Topology(layers=(2, 2, 1)), e.station, source="memristive") as xbar:
+            g = {"G1": torch.tensor([[2.0, 0.8], [1.0, 3.0]]), "G2": torch.tensor([[0.6], [1.5]])}
+            report = xbar.program(g)
+            assert report.n_failed == 0 and e.world.pulses == report.writes > 6
+            held = e.world.twin.read_conductances()
+            for name, value in g.items():
+                torch.testing.assert_close(report.achieved[name], value, rtol=0.05, atol=0.0)  # the tolerance
+                torch.testing.assert_close(held[name], report.achieved[name], rtol=1e-5, atol=1e-6)
+            m = xbar.measure(torch.tensor([[0.2, -0.2]]), nudge=Nudge(1.0, torch.tensor([[0.1]])), n_samples=2)
+            assert m.output.shape == (1, 1)
+        assert wait_for(lambda: all(e.sources_safe().values())) and e.model("mtx").closed == set()
+        assert {n: list(m.errors) for n, m in e.models.items() if m.errors} == {}
