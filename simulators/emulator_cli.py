@@ -39,6 +39,29 @@ def _twin_spec(config: Path | None, sigma: float | None, seed: int | None) -> tu
     return spec, run_seed if seed is None else seed
 
 
+def parse_fault(text: str) -> tuple[str, str, dict[str, Any]]:
+    """`daq:delay:on=READ,after=5,delay_s=3` -> ("daq", "delay", {"on": "READ", "after": 5, "delay_s": 3.0})."""
+    from hil.errors import UserError
+
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise UserError(f"--fault {text!r}: expected INSTRUMENT:KIND[:key=value,...]")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, (parts[2] if len(parts) > 2 else "").split(",")):
+        key, _, value = item.partition("=")
+        if key in ("after", "times"):
+            kwargs[key] = int(value)
+        elif key in ("delay_s", "boot_s"):
+            kwargs[key] = float(value)
+        elif key == "on":
+            kwargs[key] = value
+        elif key == "code":
+            kwargs["error"] = (int(value), "Injected error")
+        else:
+            raise UserError(f"--fault {text!r}: unknown key {key!r} (on, after, times, delay_s, boot_s, code)")
+    return parts[0], parts[1], kwargs
+
+
 def register(app: typer.Typer) -> None:
     """Add the `emulate` command to the `hil` application."""
 
@@ -57,8 +80,14 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="first TCP port (one per instrument, in station order); 0: any free ports")
         ] = 0,
         duration_s: Annotated[float, typer.Option(help="stop after this many seconds (0: until Ctrl-C)")] = 0.0,
+        fault: Annotated[
+            list[str] | None,
+            typer.Option(help="inject a fault: INSTRUMENT:KIND[:key=value,...], e.g. daq:delay:on=READ,after=5,"
+                              "delay_s=3 (kinds: drop, delay, garble, truncate, error, trip, reboot)"),
+        ] = None,
     ) -> None:
         """Serve a station's instruments (SMUs, DAQs, switch matrix, conductance board) on 127.0.0.1."""
+        from hil.errors import UserError
         from hil.simulators.emulator import Emulator
         from hil.station import load_station
 
@@ -69,6 +98,13 @@ def register(app: typer.Typer) -> None:
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             with Emulator(st, spec, seed=run_seed, ports=ports) as emu:
+                for text in fault or []:
+                    inst, kind, kwargs = parse_fault(text)
+                    try:
+                        emu.inject(inst, kind, **kwargs)
+                    except (KeyError, ValueError) as exc:
+                        raise UserError(f"--fault {text!r}: {exc}") from None
+                    typer.echo(f"fault: {text}")
                 typer.echo(f"emulating station {st.name!r} ({station}) on 127.0.0.1, twin {spec or 'ideal'}, "
                            f"seed {run_seed}")
                 for name, addr in emu.addresses.items():

@@ -47,3 +47,18 @@ def test_bench_reports_nodelay_and_nagle_in_the_same_run():
         assert figures[f"emulator_{label}_read_latency_ms"] > 0
     assert figures["emulator_nagle_over_nodelay_read_latency"] > 1.0  # Nagle + delayed ACK: tens of ms
     print(figures)
+
+
+def test_fault_option_parses_and_bad_faults_are_one_line_errors(tmp_path, capsys):
+    from hilep_emulator_helpers import hil
+
+    from hil.simulators.emulator_cli import parse_fault
+
+    assert parse_fault("daq:delay:on=READ,after=5,delay_s=3") == ("daq", "delay",
+                                                                   {"on": "READ", "after": 5, "delay_s": 3.0})
+    assert hil("emulate", str(STATION), "--duration-s", "0.1", "--fault", "daq:explode") == 2
+    assert "unknown fault kind 'explode'" in capsys.readouterr().err
+    out = tmp_path / "st.yaml"
+    assert hil("emulate", str(STATION), "--duration-s", "0.1", "--out", str(out), "--fault",
+               "board:error:on=G:SET,code=-222") == 0
+    assert load_station(out).instruments["board"].address.startswith("TCPIP0::127.0.0.1::")
