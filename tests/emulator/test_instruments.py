@@ -168,3 +168,17 @@ def test_pulse_programming_of_the_memristive_station_over_the_emulator():
             assert m.output.shape == (1, 1)
         assert wait_for(lambda: all(e.sources_safe().values())) and e.model("mtx").closed == set()
         assert {n: list(m.errors) for n, m in e.models.items() if m.errors} == {}
+
+
+@pytest.mark.parametrize("name,on", [("k2400", ":SOUR:VOLT"), ("k2600", "levelv")])
+def test_smu_compliance_trip_stops_the_request_and_leaves_the_sources_safe(emu, name, on):
+    from hil.drivers.base import InstrumentError
+
+    with LabCrossbar(TOPO, emu.station, source="all_kinds") as xbar:
+        xbar.program({"G1": torch.full((4, 2), 1.0), "G2": torch.full((2, 1), 1.0)})
+        fault = emu.inject(name, "trip", on=on, after=1)
+        with pytest.raises(InstrumentError, match=name):
+            for _ in range(3):
+                xbar.measure(torch.tensor([[0.3, 0.2, -0.2, 0.1], [0.1, -0.1, 0.2, 0.0]]))
+        assert fault.fired == 1 and not any(emu.model(name).outputs_on().values())
+    assert wait_for(lambda: all(emu.sources_safe().values())), emu.sources_safe()
