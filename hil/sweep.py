@@ -50,6 +50,7 @@ log.addHandler(logging.NullHandler())
 
 PROTOCOLS = ("noise_sweep", "clt_sweep", "hyperparam_map")
 DATASET_SIZES = {"train": 60_000, "test": 10_000}  # MNIST, Fashion-MNIST and KMNIST share them
+N_PIXELS = 28 * 28  # likewise
 
 
 class SweepConfig(_Strict):
@@ -176,12 +177,29 @@ def load_sweep(name: str | Path, extra_set: list[str] | None = None) -> Sweep:
         if run_cfg.crossbar.get("kind", "twin") != "twin":
             raise ConfigError(f"{where}: crossbar.kind: sweeps train the twin only, got {run_cfg.crossbar['kind']!r}")
         trials.append(Trial(index, point, overrides, run_cfg.model_dump(mode="json")))
+    _check_crossbars(trials, str(path))
     ids = [t.id for t in trials]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: grid: two grid points give the same run config (an axis has no effect?)")
     digest = hashlib.sha256(json.dumps([cfg.name, cfg.protocol, ids]).encode()).hexdigest()[:8]
     resolved = {**cfg.model_dump(mode="json"), "grid": grid, "base_resolved": base}
     return Sweep(cfg, str(path), base, trials, f"sweep-{cfg.name}-{digest}", resolved)
+
+
+def _check_crossbars(trials: list[Trial], source: str) -> None:
+    """Build each distinct `crossbar:` section once, so that its errors show before anything runs."""
+    from hil.protocols.train import topology_for
+    from hil.registry import open_crossbar
+
+    seen: set[str] = set()
+    for t in trials:
+        key = json.dumps([t.config["crossbar"], t.config["network"]], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        cfg = validate_section(RunConfig, t.config, source)
+        where = f"{source} (trial {t.index}: {_point_text(t.point)})"
+        open_crossbar(topology_for(cfg, N_PIXELS), cfg.crossbar, seed=cfg.seed, source=where).close()
 
 
 def _is_derived(axis: str) -> bool:

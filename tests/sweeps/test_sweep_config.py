@@ -97,6 +97,8 @@ def test_unknown_key_and_unknown_derived_axis_are_errors(tmp_path):
         load_sweep(_write(tmp_path, {"grid": {"crossbar.sigma": [0.1, 0.1]}}))
     with pytest.raises(ConfigError, match="seed"):
         load_sweep(_write(tmp_path, {"grid": {"seed": [0]}, "seeds": 2}))
+    with pytest.raises(ConfigError, match=r"trial 0: crossbar.sigmaa=0.1\): crossbar.sigmaa: unknown key"):
+        load_sweep(_write(tmp_path, {"grid": {"crossbar.sigmaa": [0.1]}}))
 
 
 def test_where_selects_trials(tmp_path):
