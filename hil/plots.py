@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
 
 def learning_curve(epochs: list[dict[str, Any]], title: str, path: Path) -> None:
@@ -18,6 +19,8 @@ def learning_curve(epochs: list[dict[str, Any]], title: str, path: Path) -> None
     ax.plot(xs, [100 * (1 - e["train_acc"]) for e in epochs], "o-", label="train (running, during EP)")
     ax.plot(xs, [100 * (1 - e["test_acc"]) for e in epochs], "s-", label="test")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_xlabel("epoch")
     ax.set_ylabel("error (%)")
     ax.set_title(title, fontsize=9)
