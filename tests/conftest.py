@@ -32,3 +32,13 @@ def run_hil(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
         [sys.executable, "-m", "hil", *args],
         capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})},
     )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--hardware", metavar="STATION.yaml", default=None,
+                     help="run tests/hardware against the real board described by this station file")
+
+
+@pytest.fixture
+def hardware_station(request: pytest.FixtureRequest) -> Path:
+    return Path(request.config.getoption("--hardware"))
