@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hil.errors import UserError
 
@@ -52,6 +53,10 @@ def _register_plugins() -> None:
 
 _registered = False
 
+#: optional dependencies and the extra that installs each
+_EXTRAS = {"pyvisa": "lab", "pyvisa_py": "lab", "pymeasure": "lab", "dask": "sweep", "distributed": "sweep",
+           "allantools": "noise"}
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hil` console script: user errors are one line and exit code 2."""
@@ -64,8 +69,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, standalone_mode=False)
     except UserError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        hint = escape(f"this command needs {exc.name}: pip install 'hil-ep[{extra}]'")
+        console.print(f"[bold red]error:[/] {hint}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)

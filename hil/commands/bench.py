@@ -41,6 +41,9 @@ def bench_command(
         if key not in _LABELS and isinstance(value, float):
             table.add_row(key, f"{value:,.4g}")
     console.print(table)
+    for key, value in figures.items():
+        if key.endswith("_skipped"):
+            console.print(f"{key[: -len('_skipped')]}: not measured ({value})", highlight=False)
     if as_json:
         print(json.dumps(figures))
 
