@@ -116,10 +116,10 @@ def describe(error: ValidationError, source: str, prefix: str = "") -> str:
     """One line: file, key path and what was expected, for the first error (and a count of the rest)."""
     first = error.errors()[0]
     loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(first["loc"]))
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
-    elif "input" in first and first["type"] != "missing":
+    elif "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
         msg += f" (got {first['input']!r})"
     more = len(error.errors()) - 1
     tail = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
