@@ -55,7 +55,7 @@ def test_any_mix_round_trips(tmp_path):
         ("read_noise:\n  - {kind: pink, amplitude_v: 1.0e-5}\n", "read_noise.0.pink.corner_hz"),
         ("read_noise:\n  - {kind: brown, sigma_v: 1.0}\n", "read_noise.0"),
         ("devices:\n  - {kind: drift, nu: 0.1, t0: 1}\n", "devices.0.drift.t0: unknown key"),
-        ("devices:\n  - {kind: levels, n_levels: 4}\n  - {kind: levels, n_levels: 8}\n", "devices: Value error"),
+        ("devices:\n  - {kind: levels, n_levels: 4}\n  - {kind: levels, n_levels: 8}\n", "devices: at most one device model of each kind"),
         ("read_noise:\n  - {kind: adc, bits: 8, v_min: 1, v_max: -1}\n", "read_noise.0.adc"),
         ("version: 2\n", "version"),
         ("noise: []\n", "noise: unknown key"),
