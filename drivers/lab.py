@@ -226,13 +226,18 @@ class LabCrossbar:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def check_spec(cls, spec: dict[str, Any], source: str) -> tuple[LabConfig, Station, Path]:
-        """Validate a `crossbar:` section and its station file without opening anything."""
+    def check_spec(
+        cls, spec: dict[str, Any], source: str, topology: Topology | None = None
+    ) -> tuple[LabConfig, Station, Path]:
+        """Validate a `crossbar:` section, its station file and (given a topology) its fit, opening nothing."""
         cfg = validate_section(LabConfig, spec, source, prefix="crossbar")
         path = Path(cfg.station)
         if not path.is_absolute() and not path.exists() and Path(source).parent.joinpath(path).exists():
             path = Path(source).parent / path
-        return cfg, load_station(path), path
+        station = load_station(path)
+        if topology is not None:
+            check_fit(station, topology, str(path))
+        return cfg, station, path
 
     @classmethod
     def from_spec(cls, topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> LabCrossbar:
@@ -249,30 +254,7 @@ class LabCrossbar:
 
     def _check_fit(self) -> None:
         """The station's wiring matches the topology: one channel per node."""
-        st, topo, src = self.station, self.topology, self.source
-        problems = st.problems()
-        if problems:
-            raise ConfigError(f"{src}: {problems[0]}")
-        n_in = len(expand_refs(st.wiring.inputs))
-        if n_in != topo.n_in:
-            raise ConfigError(f"{src}: wiring.inputs: {n_in} channels for {topo.n_in} input nodes")
-        if len(st.wiring.layers) != topo.depth:
-            raise ConfigError(f"{src}: wiring.layers: {len(st.wiring.layers)} layers for {topo.depth} free layers")
-        for l, refs in enumerate(st.wiring.layers):
-            n = len(expand_refs(refs))
-            if n != topo.layers[l + 1]:
-                raise ConfigError(f"{src}: wiring.layers.{l}: {n} channels for {topo.layers[l + 1]} nodes")
-        if st.nudge is not None and len(st.nudge_refs()) != topo.n_out:
-            raise ConfigError(f"{src}: nudge.sources: {len(st.nudge_refs())} channels for {topo.n_out} outputs")
-        prog = st.conductances
-        if isinstance(prog, PulseProgramming):
-            if len(prog.columns) != len(topo.layers):
-                raise ConfigError(f"{src}: conductances.columns: {len(prog.columns)} layers, expected "
-                                  f"{len(topo.layers)}")
-            for l, cols in enumerate(prog.columns):
-                if len(cols) != topo.layers[l]:
-                    raise ConfigError(f"{src}: conductances.columns.{l}: {len(cols)} columns for "
-                                      f"{topo.layers[l]} nodes")
+        check_fit(self.station, self.topology, self.source)
 
     def _open_all(self) -> dict[str, Any]:
         classes = driver_classes()
@@ -727,6 +709,33 @@ class LabCrossbar:
     def _close_sessions(self) -> None:
         for inst in self.instruments.values():
             _close_adapter(inst)
+
+
+def check_fit(st: Station, topo: Topology, src: str) -> None:
+    """The station's wiring matches the topology: one channel per node; a ConfigError names the key."""
+    problems = st.problems()
+    if problems:
+        raise ConfigError(f"{src}: {problems[0]}")
+    n_in = len(expand_refs(st.wiring.inputs))
+    if n_in != topo.n_in:
+        raise ConfigError(f"{src}: wiring.inputs: {n_in} channels for {topo.n_in} input nodes")
+    if len(st.wiring.layers) != topo.depth:
+        raise ConfigError(f"{src}: wiring.layers: {len(st.wiring.layers)} layers for {topo.depth} free layers")
+    for l, refs in enumerate(st.wiring.layers):
+        n = len(expand_refs(refs))
+        if n != topo.layers[l + 1]:
+            raise ConfigError(f"{src}: wiring.layers.{l}: {n} channels for {topo.layers[l + 1]} nodes")
+    if st.nudge is not None and len(st.nudge_refs()) != topo.n_out:
+        raise ConfigError(f"{src}: nudge.sources: {len(st.nudge_refs())} channels for {topo.n_out} outputs")
+    prog = st.conductances
+    if isinstance(prog, PulseProgramming):
+        if len(prog.columns) != len(topo.layers):
+            raise ConfigError(f"{src}: conductances.columns: {len(prog.columns)} layers, expected "
+                              f"{len(topo.layers)}")
+        for l, cols in enumerate(prog.columns):
+            if len(cols) != topo.layers[l]:
+                raise ConfigError(f"{src}: conductances.columns.{l}: {len(cols)} columns for "
+                                  f"{topo.layers[l]} nodes")
 
 
 def _cleanup_rank(inst: Any) -> int:

@@ -26,14 +26,18 @@ def _crossbar_class(spec: dict[str, Any], source: str) -> Any:
     return kinds[kind].load()
 
 
-def check_crossbar(spec: dict[str, Any], source: str) -> None:
-    """Validate a `crossbar:` section without opening anything (no instrument is touched).
+def check_crossbar(spec: dict[str, Any], source: str, topology: Topology | None = None) -> None:
+    """Validate a `crossbar:` section (and its fit to `topology`) without opening anything.
 
-    A crossbar class may offer `check_spec(spec, source)`; one that does not is checked when opened.
+    A crossbar class may offer `check_spec(spec, source[, topology])`; one that does not is
+    checked when opened.
     """
     cls = _crossbar_class(spec, source)
     if hasattr(cls, "check_spec"):
-        cls.check_spec(spec, source)
+        if topology is None:
+            cls.check_spec(spec, source)
+        else:
+            cls.check_spec(spec, source, topology)
 
 
 def open_crossbar(topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> Crossbar:

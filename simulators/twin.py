@@ -122,7 +122,8 @@ class TwinCrossbar:
         return cls(topology, cfg, seed=seed)
 
     @staticmethod
-    def check_spec(spec: dict[str, Any], source: str) -> None:
+    def check_spec(spec: dict[str, Any], source: str, topology: Topology | None = None) -> None:
+        """Any topology fits a twin: only the section itself is checked."""
         validate_section(TwinConfig, spec, source, prefix="crossbar")
 
     def __repr__(self) -> str:

@@ -119,9 +119,9 @@ def train_command(
         cfg, raw = _load(config, set_ or [], station)
         run_id = None
     source = str(resolve_config_path(config)) if config else f"run {run_id}"
-    check_crossbar(cfg.crossbar, source)
     data = prepare_data(cfg, data_dir)
     topology = topology_for(cfg, data.train.images.shape[1])
+    check_crossbar(cfg.crossbar, source, topology)  # the section, and a station's fit, before any run exists
     if run_id is None:
         run_id = store.create_run(cfg.name, raw, crossbar=cfg.crossbar.get("kind", "twin"))
     else:

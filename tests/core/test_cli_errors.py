@@ -77,3 +77,10 @@ def test_shipped_configs_validate_including_their_crossbar(name):
     cfg, _ = load_config(name)
     check_crossbar(cfg.crossbar, name)
     assert cfg.network.hidden == [1024]
+
+
+def test_station_that_does_not_fit_the_network_is_refused_before_a_run_exists(tmp_path):
+    station = REPO / "tests" / "stations" / "sim_station.yaml"
+    result = run_hil("train", QUICK, "--station", str(station), "--workspace", str(tmp_path))
+    assert_user_error(result, "sim_station.yaml", "wiring.inputs", "1568 input nodes")
+    assert Store(tmp_path).runs() == []
