@@ -139,6 +139,7 @@ class EPController:
             s1 = free
             s2 = xbar.measure(x, nudge=Nudge(self.beta, target), n_samples=n)
             dbeta = self.beta
+        phases = (free, s2) if s1 is free else (free, s1, s2)
         xl = x.to(self._like)
         ep_step_(
             self.params,
@@ -156,7 +157,7 @@ class EPController:
         return BatchResult(
             correct=_correct(free, labels),
             loss=_loss(free, target),
-            iterations=sum(m.info.get("iterations", 0.0) for m in (free, s1, s2)) / 3.0,
+            iterations=sum(m.info.get("iterations", 0.0) for m in phases) / len(phases),
             clipped=report.n_clipped,
         )
 
