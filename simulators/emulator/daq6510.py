@@ -16,8 +16,8 @@ from hil.simulators.emulator.scpi import (
     SETTINGS_CONFLICT,
     Instrument,
     ScpiError,
+    TraceDataFormat,
     channel_list,
-    definite_block,
     err,
     number,
     scpi,
@@ -29,7 +29,7 @@ from hil.simulators.emulator.scpi import (
 CHANNELS = {100 * s + c for s in (1, 2) for c in range(1, 61)}
 
 
-class KeithleyDAQ6510(Instrument):
+class KeithleyDAQ6510(TraceDataFormat, Instrument):
     kind = "daq6510"
     idn = "KEITHLEY INSTRUMENTS,MODEL DAQ6510,EMU0001,1.7.12b"
     queue_size = 20
@@ -51,21 +51,6 @@ class KeithleyDAQ6510(Instrument):
         if bad:
             raise ScpiError(-222, f"Data out of range; no channel {bad[0]}")
         return chans
-
-    @scpi("FORMat[:DATA]")
-    def _fmt(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        fmt = {"ASC": "ASC", "ASCII": "ASC", "SRE": "SRE", "SREAL": "SRE", "REAL": "REAL"}.get(t)
-        if fmt is None:
-            raise ScpiError(-224, "Illegal parameter value")
-        self.fmt = fmt
-
-    @scpi("FORMat:BORDer")
-    def _bord(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        if t not in ("NORM", "NORMAL", "SWAP", "SWAPPED"):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.swapped = t.startswith("SWAP")
 
     @scpi("[SENSe:]FUNCtion[:ON]")
     def _func(self, raw: bytes) -> None:
@@ -129,7 +114,4 @@ class KeithleyDAQ6510(Instrument):
         if end > len(self.buffer) or start > end:
             raise ScpiError(-222, "Data out of range; buffer index")
         values = np.array(self.buffer[start - 1 : end])
-        if self.fmt == "ASC":
-            return ",".join(f"{v:.9E}" for v in values)
-        dt = ("<" if self.swapped else ">") + ("f4" if self.fmt == "SRE" else "f8")
-        return definite_block(values.astype(dt).tobytes())
+        return self.encode_readings(values)

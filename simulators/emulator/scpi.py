@@ -383,3 +383,35 @@ class Instrument:
 
 def text(raw: bytes) -> str:
     return raw.decode("latin-1").strip()
+
+
+class TraceDataFormat:
+    """`FORMat[:DATA]` and `FORMat:BORDer` of Keithley's TSP-generation SCPI (2450, DAQ6510), shared.
+
+    Mixed in before `Instrument`; `reset()` of the instrument sets `fmt = "ASC"` and `swapped = False`.
+    """
+
+    fmt: str
+    swapped: bool
+
+    @scpi("FORMat[:DATA]")
+    def _fmt(self, raw: bytes) -> None:
+        t = text(raw).upper()
+        fmt = {"ASC": "ASC", "ASCII": "ASC", "SRE": "SRE", "SREAL": "SRE", "REAL": "REAL"}.get(t)
+        if fmt is None:
+            raise ScpiError(-224, "Illegal parameter value")
+        self.fmt = fmt
+
+    @scpi("FORMat:BORDer")
+    def _bord(self, raw: bytes) -> None:
+        t = text(raw).upper()
+        if t not in ("NORM", "NORMAL", "SWAP", "SWAPPED"):
+            raise ScpiError(-224, "Illegal parameter value")
+        self.swapped = t.startswith("SWAP")
+
+    def encode_readings(self, values: Any) -> str | bytes:
+        """Readings as the format asks: ASCII, or a definite-length block of REAL32/REAL64."""
+        if self.fmt == "ASC":
+            return ",".join(f"{v:.9E}" for v in values)
+        dt = ("<" if self.swapped else ">") + ("f4" if self.fmt == "SRE" else "f8")
+        return definite_block(values.astype(dt).tobytes())

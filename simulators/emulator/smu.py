@@ -17,8 +17,8 @@ import numpy as np
 from hil.simulators.emulator.scpi import (
     Instrument,
     ScpiError,
+    TraceDataFormat,
     boolean,
-    definite_block,
     number,
     scpi,
     split_params,
@@ -215,7 +215,7 @@ class Keithley2400(_SCPISourceMeter):
         return b"#0" + values.astype("<f4" if self.swapped else ">f4").tobytes()
 
 
-class Keithley2450(_SCPISourceMeter):
+class Keithley2450(TraceDataFormat, _SCPISourceMeter):
     """2450: `defbuffer1` sized by `:TRAC:POIN`, `:COUN`, `:TRAC:TRIG`, `:TRAC:DATA? s,e,"buf",READ`."""
 
     kind = "keithley2450"
@@ -239,21 +239,6 @@ class Keithley2450(_SCPISourceMeter):
     @scpi("SOURce:CURRent:VLIMit[:LEVel]")
     def _vlim(self, raw: bytes) -> None:
         self.v_limit = number(text(raw), 0.02, 210.0)
-
-    @scpi("FORMat[:DATA]")
-    def _fmt(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        fmt = {"ASC": "ASC", "ASCII": "ASC", "SRE": "SRE", "SREAL": "SRE", "REAL": "REAL"}.get(t)
-        if fmt is None:
-            raise ScpiError(-224, "Illegal parameter value")
-        self.fmt = fmt
-
-    @scpi("FORMat:BORDer")
-    def _bord(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        if t not in ("NORM", "NORMAL", "SWAP", "SWAPPED"):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.swapped = t.startswith("SWAP")
 
     def _buffer(self, name: str) -> None:
         if unquote(name).lower() not in ("defbuffer1", "defbuffer2"):
@@ -297,7 +282,4 @@ class Keithley2450(_SCPISourceMeter):
         if end > len(self.buffer) or start > end:
             raise ScpiError(-222, "Data out of range; buffer index")
         values = np.array(self.buffer[start - 1 : end])
-        if self.fmt == "ASC":
-            return ",".join(f"{v:.9E}" for v in values)
-        dt = ("<" if self.swapped else ">") + ("f4" if self.fmt == "SRE" else "f8")
-        return definite_block(values.astype(dt).tobytes())
+        return self.encode_readings(values)
