@@ -60,6 +60,10 @@ class SafeInstrument:
         self.last_levels: dict[str, float] = {}
         self.cleanup_failures: list[str] = []
 
+    def identify(self) -> str:
+        """Get the identification string (*IDN?)."""
+        return self.ask("*IDN?").strip()
+
     # --- error queue --------------------------------------------------------------------
     def _parse_error(self, reply: str) -> tuple[int, str]:
         code, _, msg = reply.strip().partition(",")
@@ -251,3 +255,8 @@ def read_binary(instrument: Any, dtype: str, expected: int) -> np.ndarray:
             raise ReplyError(f"{instrument.name}: expected {expected} readings, got {values.size}")
         return values
     return parse_ieee_block(instrument.read_bytes(-1), dtype, expected, instrument.name)
+
+
+def dc_volt_range(v_max: float) -> float:
+    """The smallest DMM DC-volts range (0.1, 1, 10, 100 V) that holds |V| <= v_max."""
+    return next((r for r in (0.1, 1.0, 10.0) if v_max <= r), 100.0)

@@ -67,10 +67,6 @@ class ConductanceBoard(SafeInstrument, SCPIMixin, Instrument):
         self.v_max = 0.0
         self.blocks: dict[str, tuple[int, ...]] = {}
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def catalog(self) -> dict[str, tuple[int, ...]]:
         """Get the blocks the board holds and their shapes (BLK:CAT?)."""
         reply = self.ask("BLK:CAT?").strip()

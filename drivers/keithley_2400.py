@@ -72,10 +72,6 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
     def reset_data_format(self) -> None:
         """Nothing here: pymeasure calls this from __init__, and hil-ep sends nothing before configure()."""
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def configure(self) -> None:
         """Set the data format of buffered reads: voltage only, REAL32 little-endian or ASCII."""
         fmt = ":FORM:DATA REAL,32;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC"

@@ -67,10 +67,6 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         self.binary = binary
         self.nplc = 1.0
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def configure(self) -> None:
         """Set the format of buffered reads: single-precision little-endian, or ASCII."""
         self.write(":FORM:DATA SRE;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC")

@@ -104,10 +104,6 @@ class Keithley2600(SafeInstrument, Instrument):
             raise ValueError(f"{self.name}: no SMU channel {ch!r} (a or b)")
         return self.smua if ch == "a" else self.smub
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def configure(self) -> None:
         """Set the data format of every buffered read (REAL32 little-endian, or ASCII)."""
         if self.binary:

@@ -50,10 +50,6 @@ class Keithley707B(SafeInstrument, Instrument):
         self._init_safe()
         self.closed: frozenset[str] = frozenset()
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def configure(self) -> None:
         """Break-before-make, and every channel open."""
         self.write('channel.connectrule=channel.BREAK_BEFORE_MAKE channel.open("allslots")')

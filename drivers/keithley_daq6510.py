@@ -14,7 +14,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import KeithleyDAQ6510 as _PymeasureDAQ6510
 from pymeasure.instruments.validators import strict_range
 
-from hil.drivers.base import InstrumentError, SafeInstrument, parse_ascii, read_binary, strict_scan_list
+from hil.drivers.base import InstrumentError, SafeInstrument, dc_volt_range, parse_ascii, read_binary, strict_scan_list
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -42,10 +42,6 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
         self.channels: list[int] = []
         self.nplc = 1.0
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def configure(self) -> None:
         """Set the format of buffered reads: single-precision little-endian, or ASCII."""
         self.write(":FORM:DATA SRE;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC")
@@ -55,7 +51,7 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
         """DC volts with nplc on every channel, and a scan of them."""
         chans = [int(c) for c in channels]
         lst = strict_scan_list(chans, CHANNELS)
-        rng = 0.1 if v_max <= 0.1 else 1.0 if v_max <= 1.0 else 10.0 if v_max <= 10.0 else 100.0
+        rng = dc_volt_range(v_max)
         self.write(f':SENS:FUNC "VOLT:DC",{lst};:SENS:VOLT:RANG {rng:g},{lst};:SENS:VOLT:NPLC {nplc:g},{lst};'
                    f":ROUT:SCAN:CRE {lst}")
         self.raise_errors("configure_reads")

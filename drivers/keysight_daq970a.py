@@ -15,7 +15,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_range
 
-from hil.drivers.base import InstrumentError, SafeInstrument, parse_ascii, strict_scan_list
+from hil.drivers.base import InstrumentError, SafeInstrument, dc_volt_range, parse_ascii, strict_scan_list
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -52,10 +52,6 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
         self.channels: list[int] = []
         self.nplc = 1.0
 
-    def identify(self) -> str:
-        """Get the identification string (*IDN?)."""
-        return self.ask("*IDN?").strip()
-
     def configure(self) -> None:
         """Readings without channel, time, unit or alarm fields."""
         self.write("FORM:READ:CHAN OFF;:FORM:READ:TIME OFF;:FORM:READ:UNIT OFF;:FORM:READ:ALAR OFF")
@@ -65,7 +61,7 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
         """DC volts on every channel (fixed range covering v_max), nplc, immediate trigger, scan list."""
         chans = [int(c) for c in channels]
         lst = strict_scan_list(chans, CHANNELS)
-        rng = 0.1 if v_max <= 0.1 else 1.0 if v_max <= 1.0 else 10.0 if v_max <= 10.0 else 100.0
+        rng = dc_volt_range(v_max)
         self.write(f"CONF:VOLT:DC {rng:g},{lst};:VOLT:DC:NPLC {nplc:g},{lst};:TRIG:SOUR IMM")
         self.scan = chans
         self.raise_errors("configure_reads")
