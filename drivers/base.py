@@ -173,17 +173,50 @@ class SafeInstrument:
         return float(t) / 1000.0 if isinstance(t, (int, float)) else 0.0
 
     @contextmanager
-    def timeout_for(self, duration_s: float) -> Iterator[None]:
-        """Raise the VISA timeout to cover an operation expected to last duration_s."""
+    def timeout_for(self, modelled_s: float) -> Iterator[None]:
+        """The VISA timeout of one transaction, from its modelled duration: base + (1 + margin) * modelled.
+
+        The base is the station's `timeout_s` (the timeout the session was opened with); the
+        margin is `timing.TIMEOUT_MARGIN`.  The previous timeout comes back afterwards.
+        """
+        from hil.drivers.timing import timeout_s
+
         old = self.read_timeout_s()
-        if old and duration_s * 1.5 + 1.0 > old:
-            self.set_read_timeout(duration_s * 1.5 + 1.0)
-            try:
-                yield
-            finally:
-                self.set_read_timeout(old)
-        else:
+        base = getattr(self, "base_timeout_s", None) or old
+        if not old:  # an adapter without a timeout (the protocol tests'): nothing to set
+            self.last_timeout_s = timeout_s(modelled_s, base or 0.0)
             yield
+            return
+        self.last_timeout_s = timeout_s(modelled_s, base)
+        self.set_read_timeout(self.last_timeout_s)
+        try:
+            yield
+        finally:
+            self.set_read_timeout(old)
+
+    def refuse_overloads(self, values: np.ndarray, channels: list[str], range_text: str) -> np.ndarray:
+        """Refuse overload readings (+9.9E+37, -9.9E+37, NaN): an error naming instrument, channel and range.
+
+        `values` is `(n, k)` with column j read on `channels[j]`.
+        """
+        bad = ~np.isfinite(values) | (np.abs(values) >= OVERLOAD_V)
+        if np.any(bad):
+            n, j = np.argwhere(bad)[0]
+            ch = channels[int(j)]
+            where = f"channel {ch} of {self.name}" if ch else self.name
+            raise OverloadError(
+                f"{where}: overload reading ({float(values[n, j]):+.1E}, sample {int(n) + 1}) on the {range_text} "
+                "range; the node is beyond the range (or open): check the wiring and v_abs_max"
+            )
+        return values
+
+
+#: |reading| at or above this is an instrument's overload code (Keithley and Keysight send 9.9E+37)
+OVERLOAD_V = 9.0e37
+
+
+class OverloadError(InstrumentError):
+    """A reading was the instrument's overload code, not a voltage: never passed on as one."""
 
 
 def parse_ascii(reply: str, expected: int, name: str) -> np.ndarray:

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
         Nothing is configured or switched on: only queries are sent.
         """
-        from hil.drivers.lab import check_station
+        from hil.drivers.station_check import check_station
 
         for line in check_station(station):
             typer.echo(line)

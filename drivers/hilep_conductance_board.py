@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
@@ -19,9 +20,33 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from hil.drivers.base import InstrumentError, SafeInstrument, ieee_block, parse_ascii, ramp_steps, read_binary
+from hil.drivers.timing import InstrumentTiming
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True)
+class ConductanceBoardTiming(InstrumentTiming):
+    """The board (`board_scpi.md`): no readings of its own; blocks and levels are bytes on its link.
+
+    Serial at 115200 baud by default (`baud_rate` in the station: 11.5 kB/s); float32 values.
+    """
+
+    link_bytes_per_s: float = 11_520.0
+    autozero: bool = False
+
+    def estimate_read_s(self, n_samples: int, n_channels: int = 1) -> float:
+        raise ValueError("the conductance board drives nodes; it takes no readings")
+
+    def program_s(self, n_values: int, verify: bool = True) -> float:
+        """Writing one block of n float32 values (`G:SET`, error check) and reading it back (`G:GET?`)."""
+        one = self.command_s + (4 * n_values + self.header_bytes) / self.link_bytes_per_s
+        return 2 * one + self.command_s if verify else one + self.command_s
+
+    def levels_s(self, n_dacs: int) -> float:
+        """One `SOUR:VOLT:BLK` of every DAC level."""
+        return self.estimate_write_s(4 * n_dacs + self.header_bytes)
 
 
 class ConductanceBoard(SafeInstrument, SCPIMixin, Instrument):

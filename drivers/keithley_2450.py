@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
@@ -16,12 +17,37 @@ from pymeasure.instruments.keithley import Keithley2450 as _PymeasureKeithley245
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from hil.drivers.base import SafeInstrument, parse_ascii, ramp_steps, read_binary
+from hil.drivers.ratings import Rating
+from hil.drivers.timing import InstrumentTiming
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 #: readings defbuffer1 can be sized to on a 2450 (standard reading buffer)
 BUFFER_MAX = 100_000
+
+#: 2450 reference manual: voltage ranges 20 mV-200 V (±210 V at 105 %), current 10 nA-1 A,
+#: ±1.05 A up to 21 V and ±105 mA up to 210 V
+RATINGS = {
+    "2450": Rating("2450", (0.02, 0.2, 2.0, 20.0, 200.0), 210.0,
+                   (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0), ((21.0, 1.05), (210.0, 0.105)),
+                   source="Model 2450 Reference Manual, specifications"),
+}
+
+
+@dataclass(frozen=True)
+class Keithley2450Timing(InstrumentTiming):
+    """2450 (reference manual): NPLC at the line frequency (0.01 PLC = 0.167 ms at 60 Hz).
+
+    - autozero on (default): reference and zero measurements besides the signal when they have
+      expired, up to 3 conversions per reading (bounded here by 3);
+    - source autodelay (1-50 ms by current range) applies to the first source output and when
+      its magnitude changes: the voltmeter's 0 A source does not change within a read, so 0;
+    - an assumed 0.1 ms per reading of trigger-model and buffer overhead; LAN/USB about 1 MB/s.
+    """
+
+    autozero_conversions: float = 3.0
+    overhead_s: float = 1e-4
 
 
 class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
@@ -65,7 +91,7 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         super().__init__(adapter, name, **kwargs)
         self._init_safe()
         self.binary = binary
-        self.nplc = 1.0
+        self.timing: InstrumentTiming = Keithley2450Timing(bytes_per_reading=4.0 if binary else 15.0)
 
     def configure(self) -> None:
         """Set the format of buffered reads: single-precision little-endian, or ASCII."""
@@ -88,7 +114,8 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         """Voltmeter: source 0 A with a |V| limit of v_max, measure V."""
         self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM {v_max:g};:SENS:FUNC "VOLT"')
         self.voltage_nplc = nplc
-        self.nplc = nplc
+        self.timing = self.timing.with_(nplc=nplc)
+        self.read_range = "auto (|V| limit " + f"{v_max:g} V)"
         self.output_enabled = True
         self.raise_errors("configure_reads")
 
@@ -100,14 +127,14 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
             self.last_levels[""] = v
 
     def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
-        """n readings into defbuffer1, fetched at once; returns `(n, 1)` (V)."""
+        """n readings into defbuffer1, fetched at once; returns `(n, 1)` (V); overloads refused."""
         strict_range(n, [1, BUFFER_MAX])
         self.write(f':TRAC:POIN {max(n, 10)},"defbuffer1";:TRAC:CLE "defbuffer1";:COUN {n};'
                    ':TRAC:TRIG "defbuffer1";*WAI')
-        with self.timeout_for(n * self.nplc * 0.02):
+        with self.timeout_for(self.timing.estimate_read_s(n, 1)):  # *WAI holds the reply until the fill ends
             self.write(f':TRAC:DATA? 1,{n},"defbuffer1",READ')
             values = read_binary(self, "<f4", n) if self.binary else parse_ascii(self.read(), n, self.name)
-        return values.reshape(n, 1)
+        return self.refuse_overloads(values.reshape(n, 1), [""], getattr(self, "read_range", "present"))
 
     def ramp_down_commands(self, max_step: float) -> Iterator[str]:
         for v in ramp_steps(self.last_levels.get("", 0.0), 0.0, max_step):

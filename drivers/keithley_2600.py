@@ -4,24 +4,67 @@ Written fresh (pymeasure's `keithley2600.py` predates `ChannelCreator` and uses
 `truncated_range`).  An N-sample read is one TSP line that fills `nvbuffer1` with N
 readings on every channel asked for and prints them with `printbuffer`, as REAL32
 little-endian binary: one transaction whatever N.
+
+Source ranges depend on the model (`*IDN?`, read by `identify()`): the 2601B/2602B
+source up to 40 V on 0.1/1/6/40 V ranges, the 2611B/2612B/2635B/2636B up to 200 V on
+0.2/2/20/200 V ranges (2600B reference manual, "Available ranges").  Nothing is
+sourced before the model is known.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Channel, Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from hil.drivers.base import InstrumentError, SafeInstrument, parse_ascii, ramp_steps, read_binary
+from hil.drivers.ratings import Rating, model_rating
+from hil.drivers.timing import InstrumentTiming
+from hil.errors import ConfigError
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 #: readings one nvbuffer holds on the 2600B
 BUFFER_MAX = 60_000
+
+_SOURCE = "Series 2600B Reference Manual: available ranges, I-source/V-source operating boundaries"
+_I_LOW = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
+#: 2601B/2602B: 0.1/1/6/40 V (101 % full scale), 3.03 A up to 6 V and 1.01 A up to 40 V;
+#: 2611B/2612B/2635B/2636B: 0.2/2/20/200 V, 1.515 A up to 20 V and 101 mA up to 200 V
+RATINGS = {
+    **{m: Rating(m, (0.1, 1.0, 6.0, 40.0), 40.4, (*_I_LOW, 3.0), ((6.06, 3.03), (40.4, 1.01)), source=_SOURCE)
+       for m in ("2601B", "2602B")},
+    **{m: Rating(m, (0.2, 2.0, 20.0, 200.0), 202.0, (*_I_LOW, 1.5), ((20.2, 1.515), (202.0, 0.101)), source=_SOURCE)
+       for m in ("2611B", "2612B")},
+    **{m: Rating(m, (0.2, 2.0, 20.0, 200.0), 202.0, (1e-9, 1e-8, *_I_LOW, 1.5), ((20.2, 1.515), (202.0, 0.101)),
+                 source=_SOURCE) for m in ("2635B", "2636B")},
+}
+
+
+@dataclass(frozen=True)
+class Keithley2600Timing(InstrumentTiming):
+    """2600B (reference manual): `smuX.measure.nplc` at `localnode.linefreq`.
+
+    - autozero AUTO (default): when the reference measurements have expired, two more A/D
+      conversions (reference and zero) per reading, bounded here by 3 conversions;
+    - one TSP line per read (the script, then `printbuffer`): 1 transaction;
+    - an assumed 0.1 ms per reading of script and buffer overhead; REAL32 `#0` blocks.
+    """
+
+    autozero_conversions: float = 3.0
+    overhead_s: float = 1e-4
+    header_bytes: int = 3
+
+    def transactions(self, n_samples: int, n_channels: int = 1) -> int:
+        return 1
+
+    def ascii_bytes_per_reading(self) -> float:
+        return 15.0  # format.asciiprecision = 7, comma-separated
 
 
 class SMU(Channel):
@@ -36,9 +79,10 @@ class SMU(Channel):
     )
     source_range_v = Channel.setting(
         "smu{ch}.source.rangev=%g",
-        """Set the voltage source range (float, V, 0.1..40).""",
-        validator=strict_range,
-        values=[0.1, 40.0],
+        """Set the voltage source range (float, V, one of the model's ranges: 2602B 0.1/1/6/40, 2636B 0.2/2/20/200).""",
+        validator=strict_discrete_set,
+        values=(),
+        dynamic=True,
     )
     compliance_current = Channel.setting(
         "smu{ch}.source.limiti=%g",
@@ -64,13 +108,22 @@ class SMU(Channel):
     #: |V| the channel may source (V); 0 until configure_source, so nothing is allowed before
     v_limit = 0.0
 
-    def configure_source(self, v_max: float, compliance_a: float) -> None:
-        """Make the channel a voltage source at 0 V, with range and compliance from the station."""
+    def configure_source(self, v_max: float, compliance_a: float, rating: Rating) -> None:
+        """Make the channel a voltage source at 0 V on the model's smallest range that holds v_max."""
+        fits = [r for r in rating.v_ranges if v_max <= r * 1.01]
+        if not fits:
+            raise ValueError(f"smu{self.id}: {v_max:g} V is beyond the {rating.model}'s ranges "
+                             f"({', '.join(f'{r:g}' for r in rating.v_ranges)} V)")
+        i_max = rating.i_max_at(v_max) or 0.0
+        if compliance_a > i_max:
+            raise ValueError(f"smu{self.id}: compliance {compliance_a:g} A is beyond the {rating.model}'s "
+                             f"{i_max:g} A at {v_max:g} V")
+        self.source_range_v_values = list(rating.v_ranges)
         self.v_limit = v_max
         self.source_voltage_values = [-v_max, v_max]
         self.compliance_current_values = [1e-9, compliance_a]
         self.write("smu{ch}.source.func=smu{ch}.OUTPUT_DCVOLTS")
-        self.source_range_v = max(0.1, v_max)
+        self.source_range_v = fits[0]
         self.compliance_current = compliance_a
         self.source_voltage = 0.0
         self.output_enabled = True
@@ -97,7 +150,17 @@ class Keithley2600(SafeInstrument, Instrument):
         self.binary = binary
         self.sources: set[str] = set()
         self.used: set[str] = set()
-        self.nplc = 1.0
+        self.rating: Rating | None = None
+        self.timing: InstrumentTiming = Keithley2600Timing(bytes_per_reading=4.0 if binary else 15.0)
+
+    def identify(self) -> str:
+        """Get the identification string (*IDN?) and learn the model's ranges from it."""
+        idn = super().identify()
+        try:
+            self.rating = model_rating("keithley2600", idn)
+        except ConfigError:  # LabCrossbar names the unknown model; nothing is sourced without one
+            self.rating = None
+        return idn
 
     def channel(self, ch: str) -> SMU:
         if ch not in ("a", "b"):
@@ -113,8 +176,10 @@ class Keithley2600(SafeInstrument, Instrument):
         self.raise_errors("format")
 
     def configure_source(self, channels: list[str], v_max: float, compliance_a: float) -> None:
+        if self.rating is None:
+            raise InstrumentError(f"{self.name}: model unknown; identify() (*IDN?) before sourcing")
         for ch in channels:
-            self.channel(ch).configure_source(v_max, compliance_a)
+            self.channel(ch).configure_source(v_max, compliance_a, self.rating)
             self.sources.add(ch)
             self.used.add(ch)
             self.last_levels[ch] = 0.0
@@ -124,7 +189,7 @@ class Keithley2600(SafeInstrument, Instrument):
         for ch in channels:
             self.channel(ch).configure_voltmeter(v_max, nplc)
             self.used.add(ch)
-        self.nplc = nplc
+        self.timing = self.timing.with_(nplc=nplc)
         self.raise_errors("configure_reads")
 
     def apply_levels(self, levels: dict[str, float]) -> None:
@@ -151,13 +216,14 @@ class Keithley2600(SafeInstrument, Instrument):
         bufs = ",".join(f"smu{ch}.nvbuffer1.readings" for ch in channels)
         parts.append(f"printbuffer(1,{n},{bufs})")
         k = len(channels)
-        with self.timeout_for(n * k * self.nplc * 0.02):  # the script runs before the reply comes
+        with self.timeout_for(self.timing.estimate_read_s(n, k)):  # the script runs before the reply comes
             self.write(" ".join(parts))
             if self.binary:
                 values = read_binary(self, "<f4", n * k)
             else:
                 values = parse_ascii(self.read(), n * k, self.name)
-        return values.reshape(n, k)
+        # printbuffer interleaves the buffers reading by reading: a1,b1,a2,b2,...
+        return self.refuse_overloads(values.reshape(n, k), [f"smu{ch}" for ch in channels], "auto")
 
     # --- memristive programming -----------------------------------------------------------
     def pulse(self, ch: str, volts: float, width_s: float, v_abs_max: float) -> None:

@@ -12,13 +12,35 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from pymeasure.instruments import Instrument
 
 from hil.drivers.base import SafeInstrument
+from hil.drivers.ratings import Rating
+from hil.drivers.timing import InstrumentTiming
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
+
+#: 707B with 7174A low-current matrix cards: 200 V, 1 A switched (7174A card specification, not re-read here)
+RATINGS = {"707B": Rating("707B", (200.0,), 200.0, carry_a=1.0, source="7174A matrix card specification")}
+
+
+@dataclass(frozen=True)
+class Keithley707BTiming(InstrumentTiming):
+    """707B: no readings; `switch_s` is one route (break before make: open, then close), about 3 ms each (assumed)."""
+
+    switch_s: float = 0.003
+    autozero: bool = False
+
+    def estimate_read_s(self, n_samples: int, n_channels: int = 1) -> float:
+        raise ValueError("a 707B switches; it takes no readings")
+
+    def route_s(self) -> float:
+        """One `route()`: the command and a relay open then close, and the error-queue query."""
+        return 2 * self.command_s + 2 * self.switch_s
+
 
 _CROSSPOINT = re.compile(r"^[1-6][A-H](0[1-9]|1[0-2])$")
 

@@ -3,19 +3,27 @@
 pymeasure has no driver for either.  A read of N samples on k channels is two
 transactions whatever N: `TRIG:COUN N`, then one `READ?` that runs N sweeps of the
 scan list and returns all N*k readings (sweep by sweep; ASCII, the only format these
-units offer).  The VISA timeout is raised to cover the expected duration.
+units offer).  The VISA timeout of the `READ?` comes from the timing model.
+
+The instruments scan in ascending channel order, whatever order the scan list was
+written in (programming reference, `ROUTe:SCAN`), so readings are never mapped by
+position: `FORM:READ:CHAN ON` makes every reading carry its channel number
+(`+1.23456789E-01,101,...`), and each one is placed by that number.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_range
 
-from hil.drivers.base import InstrumentError, SafeInstrument, dc_volt_range, parse_ascii, strict_scan_list
+from hil.drivers.base import InstrumentError, ReplyError, SafeInstrument, dc_volt_range, strict_scan_list
+from hil.drivers.ratings import Rating
+from hil.drivers.timing import InstrumentTiming
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -23,14 +31,46 @@ log.addHandler(logging.NullHandler())
 #: channel numbers of three slots of 20- and 40-channel multiplexers
 CHANNELS = [100 * s + c for s in (1, 2, 3) for c in range(1, 41)]
 
+#: DC volts ranges of the internal DMM (100 mV to 300 V); multiplexer inputs are rated 300 V
+_DCV = (0.1, 1.0, 10.0, 100.0, 300.0)
+RATINGS_DAQ970A = {"DAQ970A": Rating("DAQ970A", _DCV, 300.0, source="DAQ970A/DAQ973A Programming Guide, CONFigure")}
+RATINGS_34970A = {"34970A": Rating("34970A", _DCV, 300.0, source="34970A User's Guide, DC voltage ranges"),
+                  "34972A": Rating("34972A", _DCV, 300.0, source="34970A/34972A User's Guide")}
+
+
+@dataclass(frozen=True)
+class DAQ970ATiming(InstrumentTiming):
+    """DAQ970A / 34970A scans (user's guides): one sweep = every channel in turn.
+
+    - integration `NPLC / line frequency` (0.02..200 PLC); these units have no line-frequency
+      query, so the station's `line_hz` is used (50 Hz, the longer PLC, when not given);
+    - autozero on (`*RST`): a zero measurement after every reading, 2 conversions per reading;
+    - automatic channel delay for DC volts: 2 ms (assumed from the guides' automatic-delay
+      table); an armature multiplexer relay (34901A/DAQM901A) about 4 ms per channel (assumed);
+    - ASCII readings with their channel: `+1.23456789E-01,101,` is 20 bytes; LAN about 1 MB/s.
+    """
+
+    switch_s: float = 0.004
+    channel_delay_s: float = 0.002
+    bytes_per_reading: float = 20.0
+
+    def ascii_bytes_per_reading(self) -> float:
+        return 20.0
+
+
+@dataclass(frozen=True)
+class Agilent34970ATiming(DAQ970ATiming):
+    """34970A: as the DAQ970A, over GPIB/RS-232 (about 500 kB/s assumed for GPIB)."""
+
+    link_bytes_per_s: float = 5e5
+
 
 class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
     """Keysight DAQ970A: scan list, `TRIG:COUN N`, one `READ?` for all channels and all N."""
 
     #: readings the instrument memory holds
     memory_readings = 1_000_000
-    #: seconds per power-line cycle (50 Hz mains) used to scale the read timeout
-    plc_s = 0.02
+    timing_class: type[InstrumentTiming] = DAQ970ATiming
 
     scan = Instrument.setting(
         "ROUT:SCAN %s",
@@ -50,11 +90,11 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
         super().__init__(adapter, name, **kwargs)
         self._init_safe()
         self.channels: list[int] = []
-        self.nplc = 1.0
+        self.timing: InstrumentTiming = self.timing_class()
 
     def configure(self) -> None:
-        """Readings without channel, time, unit or alarm fields."""
-        self.write("FORM:READ:CHAN OFF;:FORM:READ:TIME OFF;:FORM:READ:UNIT OFF;:FORM:READ:ALAR OFF")
+        """Each reading followed by its channel number; no time, unit or alarm fields."""
+        self.write("FORM:READ:CHAN ON;:FORM:READ:TIME OFF;:FORM:READ:UNIT OFF;:FORM:READ:ALAR OFF")
         self.raise_errors("format")
 
     def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
@@ -66,10 +106,11 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
         self.scan = chans
         self.raise_errors("configure_reads")
         self.channels = chans
-        self.nplc = nplc
+        self.read_range = f"{rng:g} V"
+        self.timing = self.timing.with_(nplc=nplc)
 
     def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
-        """n sweeps of the scan list; returns `(n, k)` (V) in the order of `channels`."""
+        """n sweeps of the scan list; returns `(n, k)` (V) in the order of `channels`, placed by channel number."""
         chans = [int(c) for c in channels]
         missing = set(chans) - set(self.channels)
         if missing:
@@ -77,10 +118,30 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
         k = len(self.channels)
         strict_range(n * k, [1, self.memory_readings])
         self.sweeps = n
-        with self.timeout_for(n * k * (self.nplc * self.plc_s + 0.002)):
-            values = parse_ascii(self.ask("READ?"), n * k, self.name).reshape(n, k)
-        index = [self.channels.index(c) for c in chans]
-        return values[:, index]
+        with self.timeout_for(self.timing.estimate_read_s(n, k)):
+            values = self.parse_scan(self.ask("READ?"), n)
+        return self.refuse_overloads(values[:, [self.channels.index(c) for c in chans]], channels,
+                                     getattr(self, "read_range", "present"))
+
+    def parse_scan(self, reply: str, n: int) -> np.ndarray:
+        """`reading,channel,...` of n sweeps -> `(n, k)` in `self.channels` order, each reading by its channel."""
+        fields = [f for f in reply.strip().split(",") if f.strip()]
+        k = len(self.channels)
+        if len(fields) != 2 * n * k:
+            raise ReplyError(f"{self.name}: expected {n * k} readings with their channels, got {len(fields)} fields")
+        try:
+            readings = np.array([float(f) for f in fields[0::2]]).reshape(n, k)
+            numbers = np.array([int(float(f)) for f in fields[1::2]]).reshape(n, k)
+        except ValueError:
+            raise ReplyError(f"{self.name}: unreadable scan data {reply[:60]!r}") from None
+        column = {c: j for j, c in enumerate(self.channels)}
+        out = np.empty((n, k))
+        for s in range(n):
+            if sorted(numbers[s]) != sorted(self.channels):
+                raise ReplyError(f"{self.name}: sweep {s + 1} read channels {numbers[s].tolist()}, the scan list "
+                                 f"is {self.channels}")
+            out[s, [column[int(c)] for c in numbers[s]]] = readings[s]
+        return out
 
     def shutdown(self) -> None:
         """Nothing sources; abort a scan in progress (write only)."""
@@ -96,6 +157,7 @@ class Agilent34970A(DAQ970A):
     """Agilent 34970A: the same scan commands as the DAQ970A, 50 000 readings of memory."""
 
     memory_readings = 50_000
+    timing_class = Agilent34970ATiming
 
     def __init__(self, adapter, name: str = "Agilent 34970A", **kwargs) -> None:
         super().__init__(adapter, name, **kwargs)

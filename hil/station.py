@@ -61,7 +61,8 @@ _REF = re.compile(r"^(?P<inst>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<ch>[A-Za-z0-9_]+)(
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `.inf` or `.nan` is never a limit, a timeout or a conductance: every number must be finite
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class InstrumentSpec(_Strict):
@@ -76,6 +77,8 @@ class InstrumentSpec(_Strict):
     transfer: Literal["binary", "ascii"] = Field("binary", description="data transfer of buffered reads")
     baud_rate: PositiveInt | None = Field(None, description="serial links only")
     reconnect_tries: int = Field(3, ge=0, le=10, description="reconnects (with back-off) on a dropped session")
+    line_hz: Literal[50, 60] | None = Field(
+        None, description="mains frequency (Hz); null: asked of the instrument where it can say, else 50 Hz")
 
 
 class WiringSpec(_Strict):

@@ -126,6 +126,8 @@ class FakeInstrument:
                 return b"G1,2,2;G2,2,1\n"
             if text == "SOUR:VOLT:COUN?":
                 return b"3\n"
+            if text == "G:RANG?":
+                return b"1.000000E-06,1.000000E-03\n"
             if text.startswith("G:SET "):
                 name = text[6:].split(",", 1)[0]
                 data = _block_data(msg)
@@ -140,9 +142,9 @@ class FakeInstrument:
             self.sweeps = int(text.split()[1])
         elif text.startswith("ROUT:SCAN "):
             self.scan = [int(c) for c in re.findall(r"\d+", text[10:])]
-        elif text == "READ?":
-            values = [0.01 * (i % 7) for i in range(self.sweeps * len(self.scan))]
-            return (",".join(f"{v:+.6E}" for v in values)).encode() + b"\n"
+        elif text == "READ?":  # FORM:READ:CHAN ON: each reading with its channel, in ascending channel order
+            chans = sorted(self.scan) * self.sweeps
+            return (",".join(f"{0.01 * (i % 7):+.6E},{c}" for i, c in enumerate(chans))).encode() + b"\n"
         return None
 
 

@@ -9,7 +9,10 @@ import pytest
 from hilep_driver_helpers import block0
 from pymeasure.test import expected_protocol
 
-from hil.drivers.keithley_2400 import TRACE_CHUNK, Keithley2400
+from hil.drivers.keithley_2400 import Keithley2400
+
+#: the 2400 manual, TRACe subsystem: `:TRACe:POINts <n>`, n = 1 to 2500 (pymeasure's 1024 is not the instrument's)
+MANUAL_POINTS = 2500
 
 NOERR = ("SYST:ERR?", '0,"No error"')
 
@@ -42,24 +45,49 @@ def test_configure_voltmeter():
 
 def _read_pairs(n: int, data: np.ndarray) -> list:
     pairs = []
-    for k in range(math.ceil(n / TRACE_CHUNK)):
-        c = min(TRACE_CHUNK, n - k * TRACE_CHUNK)
+    for k in range(math.ceil(n / MANUAL_POINTS)):
+        c = min(MANUAL_POINTS, n - k * MANUAL_POINTS)
         pairs.append((f":TRAC:CLE;:TRAC:POIN {c};:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN {c};:INIT;*WAI",
                       None))
-        pairs.append((":TRAC:DATA?", block0(data[k * TRACE_CHUNK: k * TRACE_CHUNK + c])))
+        pairs.append((":TRAC:DATA?", block0(data[k * MANUAL_POINTS: k * MANUAL_POINTS + c])))
     return pairs
 
 
-def test_n_sample_read_chunks_at_1024(n_samples):
-    """TRAC:POIN clamps at 1024: two transactions per chunk of <= 1024 readings, never a larger TRIG:COUN."""
+def test_n_sample_read_chunks_at_the_manuals_2500(n_samples):
+    """TRAC:POIN holds 1..2500 points: two transactions per chunk of <= 2500 readings, never a larger TRIG:COUN."""
     n = n_samples
     data = np.linspace(0, 1, n)
     pairs = _read_pairs(n, data)
     with expected_protocol(Keithley2400, pairs) as smu:
         out = smu.read_voltages([""], n)
     np.testing.assert_allclose(out[:, 0], data.astype(np.float32))
-    assert len(pairs) == 2 * math.ceil(n / 1024)  # 2 for N = 1 and 100, 10 for N = 5000
-    assert all(f"TRIG:COUN {c}" not in p[0] for p in pairs for c in range(1025, 5001))
+    assert len(pairs) == 2 * math.ceil(n / 2500)  # 2 for N = 1 and 100, 4 for N = 5000
+    assert all(f"TRIG:COUN {c}" not in p[0] for p in pairs for c in range(2501, 5001))
+
+
+def test_a_2500_point_read_is_one_buffer_fill():
+    """Failed before the fix (chunks of 1024: 1024 + 1024 + 452); the manual allows all 2500 in one fill."""
+    data = np.linspace(-1, 1, 2500)
+    pairs = [(":TRAC:CLE;:TRAC:POIN 2500;:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN 2500;:INIT;*WAI", None),
+             (":TRAC:DATA?", block0(data))]
+    with expected_protocol(Keithley2400, pairs) as smu:
+        out = smu.read_voltages([""], 2500)
+    np.testing.assert_allclose(out[:, 0], data.astype(np.float32))
+
+
+def test_overload_reading_is_refused_naming_the_instrument_and_range():
+    """+9.9E+37 is the 2400's overflow code, not a voltage: refused, never returned."""
+    from hil.drivers.base import OverloadError
+
+    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2', None),
+             (":SENS:VOLT:NPLC 1", None), (":OUTP ON", None), NOERR,
+             (":TRAC:CLE;:TRAC:POIN 3;:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN 3;:INIT;*WAI", None),
+             (":TRAC:DATA?", block0([0.1, 9.9e37, 0.2]))]
+    with expected_protocol(Keithley2400, pairs, name="smu") as smu:
+        smu.configure_reads([""], 2.0, 1.0)
+        with pytest.raises(OverloadError, match=r"smu: overload reading \(\+9\.9E\+37, sample 2\) on the 2 V "
+                                                r"compliance range"):
+            smu.read_voltages([""], 3)
 
 
 def test_shutdown_ramps_down_and_switches_off():

@@ -19,8 +19,13 @@ def test_configure_binary_format():
         smu.configure()
 
 
+IDN_2636B = ("*IDN?", "Keithley Instruments Inc., Model 2636B, 4390001, 3.2.2")
+IDN_2602B = ("*IDN?", "Keithley Instruments Inc., Model 2602B, 4390002, 3.2.2")
+
+
 def test_configure_source_and_voltmeter():
     pairs = [
+        IDN_2602B,
         ("smua.source.func=smua.OUTPUT_DCVOLTS", None),
         ("smua.source.rangev=1", None),
         ("smua.source.limiti=0.0001", None),
@@ -34,8 +39,42 @@ def test_configure_source_and_voltmeter():
         NOERR,
     ]
     with expected_protocol(Keithley2600, pairs) as smu:
+        smu.identify()
         smu.configure_source(["a"], 1.0, 1e-4)
         smu.configure_reads(["b"], 1.0, 0.1)
+
+
+# the 2600B reference manual, "Available ranges": 2601B/2602B source 100 mV, 1 V, 6 V, 40 V;
+# 2611B/2612B/2635B/2636B source 200 mV, 2 V, 20 V, 200 V (full scale 101 %)
+@pytest.mark.parametrize("idn,v_max,rangev", [
+    (IDN_2602B, 1.0, "1"), (IDN_2602B, 5.0, "6"), (IDN_2602B, 40.0, "40"),
+    (IDN_2636B, 0.15, "0.2"), (IDN_2636B, 1.0, "2"), (IDN_2636B, 100.0, "200"),
+], ids=["2602B-1V", "2602B-5V", "2602B-40V", "2636B-0.15V", "2636B-1V", "2636B-100V"])
+def test_source_range_is_the_models(idn, v_max, rangev):
+    """Failed before the fix: the range was max(0.1, v_max) within 0.1..40 V whatever the model."""
+    pairs = [idn, ("smua.source.func=smua.OUTPUT_DCVOLTS", None), (f"smua.source.rangev={rangev}", None),
+             ("smua.source.limiti=0.0001", None), ("smua.source.levelv=0", None), ("smua.source.output=1", None),
+             NOERR]
+    with expected_protocol(Keithley2600, pairs) as smu:
+        smu.identify()
+        smu.configure_source(["a"], v_max, 1e-4)
+
+
+def test_beyond_the_models_ranges_sends_nothing():
+    with expected_protocol(Keithley2600, [IDN_2602B]) as smu:
+        smu.identify()
+        with pytest.raises(ValueError, match="100 V is beyond the 2602B's ranges"):
+            smu.configure_source(["a"], 100.0, 1e-4)
+        with pytest.raises(ValueError, match="compliance 2 A is beyond the 2602B's 1.01 A at 30 V"):
+            smu.configure_source(["a"], 30.0, 2.0)
+
+
+def test_no_source_before_the_model_is_known():
+    from hil.drivers.base import InstrumentError
+
+    with expected_protocol(Keithley2600, []) as smu:
+        with pytest.raises(InstrumentError, match="model unknown"):
+            smu.configure_source(["a"], 1.0, 1e-4)
 
 
 def test_n_sample_read_is_one_transaction(n_samples):
@@ -59,10 +98,11 @@ def test_ascii_read():
 
 
 def test_levels_are_validated_before_sending():
-    with expected_protocol(Keithley2600, [("smua.source.func=smua.OUTPUT_DCVOLTS", None),
-                                          ("smua.source.rangev=0.5", None), ("smua.source.limiti=0.0001", None),
+    with expected_protocol(Keithley2600, [IDN_2636B, ("smua.source.func=smua.OUTPUT_DCVOLTS", None),
+                                          ("smua.source.rangev=2", None), ("smua.source.limiti=0.0001", None),
                                           ("smua.source.levelv=0", None), ("smua.source.output=1", None),
                                           NOERR, ("smua.source.levelv=0.25", None)]) as smu:
+        smu.identify()
         smu.configure_source(["a"], 0.5, 1e-4)
         smu.apply_levels({"a": 0.25})
         with pytest.raises(ValueError):
@@ -91,3 +131,15 @@ def test_shutdown_ramps_from_last_level_with_writes_only():
         smu.apply_levels({"a": 0.3})
         smu.shutdown()
     assert smu.last_levels == {"a": 0.0}
+
+
+def test_overload_reading_is_refused_naming_the_channel():
+    """The 2600B's overflow reading (9.91E+37) is never passed on as a voltage."""
+    from hil.drivers.base import OverloadError
+
+    cmd = ("smua.measure.count=2 smua.nvbuffer1.clear() smub.measure.count=2 smub.nvbuffer1.clear() "
+           "smua.measure.v(smua.nvbuffer1) smub.measure.v(smub.nvbuffer1) "
+           "printbuffer(1,2,smua.nvbuffer1.readings,smub.nvbuffer1.readings)")
+    with expected_protocol(Keithley2600, [(cmd, block0([0.1, 0.2, 0.3, 9.91e37]))], name="k2600") as smu:
+        with pytest.raises(OverloadError, match=r"channel smub of k2600: overload reading \(\+9\.9E\+37, sample 2\)"):
+            smu.read_voltages(["a", "b"], 2)

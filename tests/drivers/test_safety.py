@@ -199,11 +199,11 @@ def test_every_signal_ramps_down_and_switches_off(exits, mode):
 
 
 def test_interpreter_exit_hook_brings_the_station_to_its_safe_state(monkeypatch):
-    import hil.drivers.lab as lab
+    import hil.drivers.safety as safety
 
     hooks = []
-    monkeypatch.setattr(lab.atexit, "register", hooks.append)
-    monkeypatch.setattr(lab.atexit, "unregister", lambda fn: fn in hooks and hooks.remove(fn))
+    monkeypatch.setattr(safety.atexit, "register", hooks.append)
+    monkeypatch.setattr(safety.atexit, "unregister", lambda fn: fn in hooks and hooks.remove(fn))
     xbar = LabCrossbar.open(TOPO, SIM)
     xbar.measure(torch.tensor([[0.3, 0.0, -0.3, 0.0]]))
     sent = []

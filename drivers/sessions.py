@@ -1,0 +1,324 @@
+"""Instrument sessions and their recovery: open (TCP_NODELAY), identify, retry with back-off, detect restarts.
+
+`SessionsMixin` is the part of `LabCrossbar` that owns the VISA links: every instrument
+operation goes through `_call`, which reopens a dropped session with exponential
+back-off and retries the (idempotent) operation; after a reconnect `_check_restart`
+makes sure the instrument did not restart and lose its state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from hil.drivers.base import InstrumentError, ReplyError
+from hil.drivers.ratings import check_ratings, model_ratings
+from hil.errors import ConfigError
+from hil.station import BoardProgramming, InstrumentSpec
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+T = TypeVar("T")
+
+
+def driver_classes() -> dict[str, type]:
+    """Instrument kind (as a station names it) -> driver class."""
+    from hil.drivers.hilep_conductance_board import ConductanceBoard
+    from hil.drivers.keithley_707b import Keithley707B
+    from hil.drivers.keithley_2400 import Keithley2400
+    from hil.drivers.keithley_2450 import Keithley2450
+    from hil.drivers.keithley_2600 import Keithley2600
+    from hil.drivers.keithley_daq6510 import KeithleyDAQ6510
+    from hil.drivers.keysight_daq970a import DAQ970A, Agilent34970A
+
+    return {
+        "keithley2400": Keithley2400,
+        "keithley2450": Keithley2450,
+        "keithley2600": Keithley2600,
+        "daq970a": DAQ970A,
+        "agilent34970a": Agilent34970A,
+        "daq6510": KeithleyDAQ6510,
+        "keithley707b": Keithley707B,
+        "conductance_board": ConductanceBoard,
+    }
+
+
+#: a piece of `*IDN?` that each kind must answer with
+IDN_HINTS = {
+    "keithley2400": "24",
+    "keithley2450": "2450",
+    "keithley2600": "26",
+    "daq970a": "DAQ970",
+    "agilent34970a": "34970",
+    "daq6510": "DAQ6510",
+    "keithley707b": "707",
+    "conductance_board": "GBOARD",
+}
+
+
+
+def make_driver(name: str, spec: InstrumentSpec, adapter: Any, classes: dict[str, type] | None = None) -> Any:
+    """The driver of one instrument on an open adapter, with the station's timeouts and line frequency."""
+    inst = (classes or driver_classes())[spec.kind](adapter, name=name, binary=spec.transfer == "binary")
+    inst.cleanup_timeout_s = spec.cleanup_timeout_s
+    inst.base_timeout_s = spec.timeout_s
+    if spec.line_hz and hasattr(inst, "timing"):
+        inst.timing = inst.timing.with_(line_hz=float(spec.line_hz))
+    return inst
+
+
+def open_session(name: str, spec: InstrumentSpec, source: str):
+    """A pymeasure VISAAdapter for one instrument, TCP_NODELAY set on sockets; errors name the address."""
+    from pymeasure.adapters import VISAAdapter
+
+    kwargs: dict[str, Any] = {
+        "timeout": int(spec.timeout_s * 1000),
+        "open_timeout": int(spec.timeout_s * 1000),
+        "read_termination": "\n",
+        "write_termination": "\n",
+    }
+    if spec.baud_rate:
+        kwargs["baud_rate"] = spec.baud_rate
+    library = spec.visa_library
+    if library.endswith("@sim") and len(library) > 4:  # a pyvisa-sim file: relative to the station file
+        sim = Path(library[:-4])
+        if not sim.is_absolute() and not sim.exists() and (Path(source).parent / sim).exists():
+            library = f"{Path(source).parent / sim}@sim"
+    try:
+        adapter = VISAAdapter(spec.address, visa_library=library, **kwargs)
+    except Exception as exc:
+        raise ConfigError(
+            f"{source}: instruments.{name}.address: cannot open {spec.address!r} ({_reason(exc)})"
+        ) from None
+    if "SOCKET" in spec.address.upper():
+        refused = socket_error(adapter.connection)
+        if refused:
+            _close_adapter_only(adapter)
+            raise ConfigError(f"{source}: instruments.{name}.address: cannot connect to {spec.address!r} "
+                              f"({os.strerror(refused)})")
+        set_nodelay(adapter.connection)
+    return adapter
+
+
+def socket_error(resource: Any) -> int:
+    """The pending error of a pyvisa-py socket session (pyvisa-py reports a refused connect as opened)."""
+    import socket
+
+    try:
+        sock = resource.visalib.sessions[resource.session].interface
+        return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    except Exception:  # not a pyvisa-py socket session
+        return 0
+
+
+def _close_adapter_only(adapter: Any) -> None:
+    try:
+        adapter.close()
+    except Exception as exc:
+        log.debug("close failed: %s", exc)
+
+
+def set_nodelay(resource: Any) -> bool:
+    """Switch Nagle off on a TCP socket session (pyvisa-py leaves it on: ~90 ms per query).
+
+    pyvisa-py 0.8 does not route `VI_ATTR_TCPIP_NODELAY` to its socket sessions, so the
+    option is set on the session's socket itself and read back.
+    """
+    import socket
+
+    try:
+        from pyvisa import constants
+
+        resource.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, constants.VI_TRUE)
+    except Exception as exc:
+        log.debug("VI_ATTR_TCPIP_NODELAY refused (%s); setting it on the socket", exc)
+    try:
+        sock = resource.visalib.sessions[resource.session].interface
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    except Exception as exc:  # not a pyvisa-py socket (pyvisa-sim, NI-VISA)
+        log.debug("TCP_NODELAY not set on %s: %s", resource, exc)
+        return False
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _close_adapter(inst: Any) -> None:
+    try:
+        inst.adapter.close()
+    except Exception as exc:
+        log.debug("%s: close failed: %s", getattr(inst, "name", inst), exc)
+
+
+class InstrumentRestarted(InstrumentError):
+    """An instrument came back from a restart (power cycle, reboot) and lost what it was told."""
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """Worth a fresh session and one more try: a dropped link, a timeout, an unreadable reply.
+
+    Every operation LabCrossbar retries is idempotent (absolute levels, whole blocks, reads).
+    """
+    if isinstance(exc, (ReplyError, UnicodeDecodeError)) or _is_dropped(exc):
+        return True
+    try:
+        from pyvisa import constants, errors
+
+        return isinstance(exc, errors.VisaIOError) and exc.error_code == constants.StatusCode.error_timeout
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _is_dropped(exc: BaseException) -> bool:
+    """A session that went away (not a timeout, not an instrument error)."""
+    if isinstance(exc, (InstrumentError, TimeoutError)):
+        return False
+    if isinstance(exc, (ConnectionError, BrokenPipeError)):
+        return True
+    try:
+        from pyvisa import constants, errors
+
+        if isinstance(exc, errors.VisaIOError):
+            return exc.error_code in (constants.StatusCode.error_connection_lost, constants.StatusCode.error_io)
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+
+
+class SessionsMixin:
+    """Opening, identifying and recovering the sessions of a `LabCrossbar` (which holds `station`, `instruments`)."""
+
+    station: Any
+    source: str
+    config: Any
+    instruments: dict[str, Any]
+    idn: dict[str, str]
+    _esr_ok: dict[str, bool]
+    _held: dict[str, list[np.ndarray]]
+
+    def _open_all(self) -> dict[str, Any]:
+        classes = driver_classes()
+        opened: dict[str, Any] = {}
+        try:
+            for name, spec in self.station.instruments.items():
+                adapter = open_session(name, spec, self.source)
+                opened[name] = make_driver(name, spec, adapter, classes)
+        except BaseException:
+            for inst in opened.values():
+                _close_adapter(inst)
+            raise
+        return opened
+
+    def _identify_all(self) -> None:
+        for name, inst in self.instruments.items():
+            spec = self.station.instruments[name]
+            try:
+                idn = inst.identify()
+            except Exception as exc:
+                raise ConfigError(
+                    f"{self.source}: instruments.{name}.address: no answer to *IDN? from {spec.address!r} "
+                    f"({_reason(exc)})"
+                ) from None
+            hint = IDN_HINTS[spec.kind]
+            if hint.upper() not in idn.upper():
+                raise ConfigError(
+                    f"{self.source}: instruments.{name}.kind: {spec.kind}, but {spec.address!r} answers {idn!r}"
+                )
+            self.idn[name] = idn
+            self._esr_ok[name] = self._clear_power_on(name, inst)
+        check_ratings(self.station, self.source, model_ratings(self.station, self.idn, self.source))
+
+
+    def _call(self, name: str, fn: Callable[[], T]) -> T:
+        """Run one instrument operation; reopen a dropped session with back-off and retry."""
+        tries = self.station.instruments[name].reconnect_tries if name in self.station.instruments else 0
+        delay = 0.2
+        reopened = True
+        for attempt in range(tries + 1):
+            try:
+                if not reopened:
+                    raise ConnectionError(f"{name}: not reconnected")
+                return fn()
+            except Exception as exc:
+                if attempt == tries or not _is_retryable(exc):
+                    raise
+                log.warning("%s: %s (%s); reconnecting in %.1f s and retrying", name,
+                            "session dropped" if _is_dropped(exc) else "no usable reply", _reason(exc), delay)
+                time.sleep(delay)
+                delay *= 2
+                reopened = self._reopen(name)
+        raise AssertionError("unreachable")
+
+    def _reopen(self, name: str) -> bool:
+        """A fresh session (a late reply to the old one is never read); raises if the instrument restarted."""
+        inst = self.instruments[name]
+        spec = self.station.instruments[name]
+        _close_adapter(inst)
+        try:
+            inst.adapter = open_session(name, spec, self.source)
+        except ConfigError as exc:
+            log.warning("%s: reconnect failed: %s", name, exc)
+            return False
+        try:
+            self._check_restart(name)
+        except InstrumentRestarted:
+            raise
+        except Exception as exc:  # the fresh session failed too: the next attempt reopens again
+            log.warning("%s: reconnected, but the restart check failed: %s", name, _reason(exc))
+            return False
+        return True
+
+    def _clear_power_on(self, name: str, inst: Any) -> bool:
+        """Read (and so clear) `*ESR?` at open; True when the instrument answers it with a number."""
+        if self.station.instruments[name].kind == "conductance_board" or "SOCKET" not in \
+                self.station.instruments[name].address.upper():
+            return False
+        try:
+            with inst.short_timeout(self.station.instruments[name].cleanup_timeout_s):
+                int(inst.ask("*ESR?").strip())
+            return True
+        except Exception as exc:
+            log.debug("%s: no *ESR? (%s); restarts are not detected by its power-on bit", name, _reason(exc))
+            return False
+
+    def _check_restart(self, name: str) -> None:
+        """After a reconnect: did the instrument restart (and lose its state)?  Raises InstrumentError if so.
+
+        A board must still hold the blocks written to it; an IEEE 488.2 instrument must not show the
+        power-on bit (PON, 128) of `*ESR?`, which was cleared at open.
+        """
+        inst = self.instruments[name]
+        prog = self.station.conductances
+        lost = False
+        if isinstance(prog, BoardProgramming) and name == prog.instrument:
+            for param, candidates in self._held.items():
+                blk = prog.blocks.get(param, param)
+                if blk in getattr(inst, "blocks", {}):
+                    got = inst.get_block(blk)
+                    tol = [self.config.verify_tolerance * np.maximum(np.abs(h), self.station.limits.g_min_s)
+                           for h in candidates]
+                    lost = lost or not any(np.all(np.abs(got - h) <= t) for h, t in zip(candidates, tol))
+        elif self._esr_ok.get(name):
+            lost = bool(int(inst.ask("*ESR?").strip()) & 128)
+        if lost:
+            raise InstrumentRestarted(f"{name}: restarted while in use (its state is lost); stopping. Check it, then "
+                                  "resume the run")
+
+
+    def _close_sessions(self) -> None:
+        for inst in self.instruments.values():
+            _close_adapter(inst)
+
+
