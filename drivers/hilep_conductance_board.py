@@ -30,10 +30,9 @@ log.addHandler(logging.NullHandler())
 class ConductanceBoardTiming(InstrumentTiming):
     """The board (`board_scpi.md`): no readings of its own; blocks and levels are bytes on its link.
 
-    Serial at 115200 baud by default (`baud_rate` in the station: 11.5 kB/s); float32 values.
+    LAN about 1 MB/s; on a serial line `timing_for` uses the station's `baud_rate` / 10 (115200 baud:
+    11.5 kB/s); float32 values.
     """
-
-    link_bytes_per_s: float = 11_520.0
     autozero: bool = False
 
     def estimate_read_s(self, n_samples: int, n_channels: int = 1) -> float:

@@ -1,20 +1,18 @@
 """Keithley DAQ6510 (SCPI): pymeasure's class, wrapped with a binary scan read.
 
 A read of N samples on k channels is two transactions whatever N: one write that
-sizes `defbuffer1` to the N*k readings of the scan (`:TRAC:POIN`, which also clears
-it: a default buffer holds far fewer readings than a long scan makes), sets the scan
-count to N and runs it, and one binary query of the N*k readings (`FORM:DATA SRE`,
-single-precision little-endian).
+clears `defbuffer1`, sets the scan count to N and runs it, and one binary query of the
+N*k readings (`FORM:DATA SRE`, single-precision little-endian).
 
-A binary reply carries readings only (the channel element is ASCII-only), so the
-channels are placed by the scan order the instrument itself reports
-(`:ROUT:SCAN:CRE?`, read once after the scan is made), never by the station's order.
+A binary reply carries readings only (the channel element is ASCII-only), so readings
+are never placed in the station's order: the scan is created in ascending channel
+order (the order a scanning DMM reads a channel list in), and each reading is placed
+by its channel's position in that scan.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,15 +20,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import KeithleyDAQ6510 as _PymeasureDAQ6510
 from pymeasure.instruments.validators import strict_range
 
-from hil.drivers.base import (
-    InstrumentError,
-    ReplyError,
-    SafeInstrument,
-    dc_volt_range,
-    parse_ascii,
-    read_binary,
-    strict_scan_list,
-)
+from hil.drivers.base import InstrumentError, SafeInstrument, dc_volt_range, parse_ascii, read_binary, strict_scan_list
 from hil.drivers.ratings import Rating
 from hil.drivers.timing import InstrumentTiming
 
@@ -55,23 +45,6 @@ class DAQ6510Timing(InstrumentTiming):
 
     switch_s: float = 0.003
     overhead_s: float = 1e-4
-
-
-def parse_channel_list(reply: str) -> list[int]:
-    """`(@101,103:105)` (as `:ROUT:SCAN:CRE?` answers) -> [101, 103, 104, 105], in the order given."""
-    body = reply.strip().strip('"')
-    m = re.fullmatch(r"\(@(.*)\)", body)
-    if not m:
-        raise ReplyError(f"unreadable channel list {reply[:60]!r}")
-    out: list[int] = []
-    for item in filter(None, (p.strip() for p in m[1].split(","))):
-        lo, _, hi = item.partition(":")
-        try:
-            a, b = int(lo), int(hi or lo)
-        except ValueError:
-            raise ReplyError(f"unreadable channel list {reply[:60]!r}") from None
-        out.extend(range(a, b + 1) if b >= a else range(a, b - 1, -1))
-    return out
 
 
 class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
@@ -99,17 +72,14 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
         self.raise_errors("format")
 
     def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
-        """DC volts with nplc on every channel, a scan of them, and the scan order the instrument reports."""
-        chans = [int(c) for c in channels]
+        """DC volts with nplc on every channel, and a scan of them in ascending channel order."""
+        chans = sorted(int(c) for c in channels)
         lst = strict_scan_list(chans, CHANNELS)
         rng = dc_volt_range(v_max)
         self.write(f':SENS:FUNC "VOLT:DC",{lst};:SENS:VOLT:RANG {rng:g},{lst};:SENS:VOLT:NPLC {nplc:g},{lst};'
                    f":ROUT:SCAN:CRE {lst}")
         self.raise_errors("configure_reads")
-        order = parse_channel_list(self.ask(":ROUT:SCAN:CRE?"))
-        if sorted(order) != sorted(chans):
-            raise InstrumentError(f"{self.name}: the scan holds channels {order}, not {sorted(chans)}")
-        self.channels = order
+        self.channels = chans
         self.read_range = f"{rng:g} V"
         self.timing = self.timing.with_(nplc=nplc)
 
@@ -121,8 +91,7 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
             raise InstrumentError(f"{self.name}: channels {sorted(missing)} are not in the scan")
         k = len(self.channels)
         strict_range(n * k, [1, self.buffer_readings])
-        self.write(f':TRAC:POIN {max(n * k, 10)},"defbuffer1";:TRAC:CLE "defbuffer1";:ROUT:SCAN:COUN:SCAN {int(n)};'
-                   ":INIT;*WAI")
+        self.write(f':TRAC:CLE "defbuffer1";:ROUT:SCAN:COUN:SCAN {int(n)};:INIT;*WAI')
         with self.timeout_for(self.timing.estimate_read_s(n, k)):  # *WAI holds the reply until the scan ends
             self.write(f':TRAC:DATA? 1,{n * k},"defbuffer1",READ')
             if self.binary:

@@ -155,18 +155,18 @@ def timing_classes() -> dict[str, type[InstrumentTiming]]:
 def timing_for(kind: str, spec: Any = None) -> InstrumentTiming:
     """The timing model of an instrument kind, with a station's `InstrumentSpec` applied; no I/O.
 
-    From the spec: `nplc`, `autozero`, `line_hz` (None: 50 Hz until the instrument is asked),
-    `transfer` (ASCII readings are longer) and, on serial links, `baud_rate`.
+    From the spec: `nplc`, `line_hz` (None: 50 Hz until the instrument is asked), `transfer`
+    (ASCII readings are longer) and, on a serial address (`ASRL...`), `baud_rate` (115200 if not given).
     """
     cls = timing_classes()[kind]
     model = cls()
     if spec is None:
         return model
-    changes: dict[str, Any] = {"nplc": float(spec.nplc), "autozero": bool(getattr(spec, "autozero", True))}
+    changes: dict[str, Any] = {"nplc": float(spec.nplc)}
     if getattr(spec, "line_hz", None):
         changes["line_hz"] = float(spec.line_hz)
     if getattr(spec, "transfer", "binary") == "ascii":
         changes["bytes_per_reading"] = model.ascii_bytes_per_reading()
-    if getattr(spec, "baud_rate", None):
-        changes["link_bytes_per_s"] = spec.baud_rate / 10.0  # 8N1: ten bits per byte
+    if str(getattr(spec, "address", "")).upper().startswith("ASRL"):  # a serial line, 8N1: ten bits per byte
+        changes["link_bytes_per_s"] = (getattr(spec, "baud_rate", None) or 115_200) / 10.0
     return model.with_(**changes)

@@ -56,7 +56,6 @@ class Bench:
         self.g.update({("G2", i, 0): 5e-5 for i in range(2)})
         self.closed: set[str] = set()
         self.sweeps = 1
-        self.scan = "(@)"
 
     def cell(self):
         a = next(int(c[2:]) for c in self.closed if c[1] == "A")
@@ -97,11 +96,6 @@ class Bench:
             return "KEITHLEY INSTRUMENTS,MODEL DAQ6510,04451234,1.7.12b"
         if cmd == "SYST:ERR?":
             return '0,"No error"'
-        m = re.search(r"ROUT:SCAN:CRE (\(@[^)]*\))", cmd)
-        if m:
-            self.scan = m.group(1)
-        if cmd == ":ROUT:SCAN:CRE?":
-            return self.scan
         m = re.search(r"SCAN:COUN:SCAN (\d+)", cmd)
         if m:
             self.sweeps = int(m.group(1))
