@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from hil.diagnostics import SignalMonitor
 from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
 
 
@@ -102,8 +103,10 @@ class EPController:
         n_samples: int,
         eta_w: list[float],
         eta_b: list[float],
+        monitor: SignalMonitor | None = None,
     ) -> None:
         self.crossbar = crossbar
+        self.monitor = monitor  # per-layer EP signal and noise (hil.diagnostics); reads measurements only
         self.topology = crossbar.topology
         self.beta = beta
         self.centered = centered
@@ -154,6 +157,8 @@ class EPController:
         for name in self.topology.blocks:
             self.params[name].clamp_(lo, hi)
         report = self.program(self.params)
+        if self.monitor is not None:
+            self.monitor.add(s1, s2)
         return BatchResult(
             correct=_correct(free, labels),
             loss=_loss(free, target),

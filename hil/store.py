@@ -5,6 +5,13 @@ rows are keyed by (run, epoch, batch) and written with INSERT OR REPLACE, so
 replaying the rows kept in a checkpoint after a kill neither loses nor
 duplicates a batch.  Checkpoints go to a temp file, are fsynced, then
 `os.replace`d over the previous one.
+
+Table `layer_signal` holds the EP signal diagnostics of `hil.diagnostics`, one row per
+(run, epoch, layer): layer 1..L (the last is the output layer), `signal_median` and
+`signal_rms` of |s(beta_2) - s(beta_1)| over active nodes (V), `read_sigma` (single-read
+noise, V), `noise` (= read_sigma / sqrt(N), V), `snr` (= signal_median / noise),
+`active_frac`, and `noise_source` ('measured' from the N reads, 'configured', 'unknown').
+NULL where a value is undefined (no noise: snr NULL and noise 0).
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ CREATE TABLE IF NOT EXISTS batches (
     run_id TEXT NOT NULL, epoch INTEGER NOT NULL, batch INTEGER NOT NULL, size INTEGER,
     correct INTEGER, loss REAL, iterations REAL, clipped INTEGER,
     PRIMARY KEY (run_id, epoch, batch)
+);
+CREATE TABLE IF NOT EXISTS layer_signal (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, layer INTEGER NOT NULL, signal_median REAL, signal_rms REAL,
+    read_sigma REAL, noise REAL, snr REAL, active_frac REAL, noise_source TEXT,
+    PRIMARY KEY (run_id, epoch, layer)
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
@@ -168,9 +180,19 @@ class Store:
                 (run_id, row["epoch"], row["train_acc"], row["train_loss"], row["test_acc"], row["test_loss"],
                  row["lr_scale"], row["wall_s"], row["samples_per_s"]),
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO layer_signal VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, row["epoch"], r["layer"], r["signal_median"], r["signal_rms"], r["read_sigma"],
+                  r["noise"], r["snr"], r["active_frac"], r["noise_source"]) for r in row.get("signal") or []],
+            )
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self._db.execute("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+
+    def layer_signal(self, run_id: str) -> list[dict[str, Any]]:
+        """The per-layer EP signal diagnostics of a run, by epoch then layer (empty for older runs)."""
+        cur = self._db.execute("SELECT * FROM layer_signal WHERE run_id=? ORDER BY epoch, layer", (run_id,))
+        return [dict(r) for r in cur]
 
     def batches(self, run_id: str) -> list[dict[str, Any]]:
         cur = self._db.execute("SELECT * FROM batches WHERE run_id=? ORDER BY epoch, batch", (run_id,))

@@ -18,6 +18,7 @@ import torch
 
 from hil.config import RunConfig
 from hil.datasets import Split, load, one_hot, to_voltages
+from hil.diagnostics import SignalMonitor
 from hil.ep import EPController, initial_conductances
 from hil.interface import Crossbar, SupportsState, Topology
 
@@ -111,7 +112,11 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             xbar.load_state_dict(state["crossbar"])
         start_epoch, start_batch = state["epoch"], state["batch"]
         tally = _EpochTally(**{**state["tally"], "pending": []})  # hooks.load replayed them
-    ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b)
+    monitor = SignalMonitor(depth, getattr(xbar, "read_sigma_v", None))
+    if state is not None and "diagnostics" in state:
+        monitor.load_state_dict(state["diagnostics"])
+    ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b,
+                       monitor=monitor)
     n_train = len(data.train)
     n_batches = math.ceil(n_train / tc.batch_size)
     if tc.max_batches:
@@ -124,6 +129,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             "params": {k: v.detach().cpu().clone() for k, v in ctl.params.items()},
             "crossbar": xbar.state_dict() if isinstance(xbar, SupportsState) else {},
             "tally": tally.__dict__.copy(),
+            "diagnostics": monitor.state_dict(),
         }
 
     for epoch in range(start_epoch, tc.epochs):
@@ -162,9 +168,11 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             "lr_scale": lr_scale,
             "wall_s": train_wall,
             "samples_per_s": tally.seen / max(train_wall, 1e-9),
+            "signal": monitor.summary(),
             "pending": tally.pending,
         }
         tally = _EpochTally()
+        monitor.reset()
         hooks.epoch(row)
         hooks.save(snapshot(epoch + 1, 0))
         hooks.should_stop()

@@ -11,6 +11,7 @@ of `simulators/devices.py`, `simulators/noise.py` beyond a few attribute checks.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,6 +135,12 @@ class TwinCrossbar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def read_sigma_v(self) -> float:
+        """Std of one read as configured (every additive read-noise model); EP diagnostics use it when N = 1."""
+        dt = self.config.sample_period_s
+        return math.sqrt(sum(m.mean_variance(1, dt) for m in self.read.models if hasattr(m, "mean_variance")))
 
     def _blocks(self) -> list[Tensor]:
         return [self._g[f"G{l}"] for l in range(1, self.topology.depth + 1)]

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hil.diagnostics import layer_name
 from hil.store import Store
 
 console = Console(soft_wrap=True)
@@ -52,6 +53,9 @@ def show_run(
         table.add_row(str(e["epoch"] + 1), f"{e['train_acc']:.4f}", f"{e['test_acc']:.4f}", f"{e['test_loss']:.4f}",
                       f"{e['samples_per_s']:,.0f}", f"{e['wall_s']:.1f}")
     console.print(table)
+    signal = store.layer_signal(run["id"])
+    if signal:
+        console.print(signal_table(signal))
     if config:
         console.print_json(json.dumps(run["config"]))
     if plot is not None:
@@ -59,6 +63,24 @@ def show_run(
 
         learning_curve(epochs, run["id"], plot)
         console.print(f"saved {plot}")
+
+
+def signal_table(rows: list[dict]) -> Table:
+    """Per epoch and layer: the EP signal, the read noise on it and their ratio (hil.diagnostics)."""
+    depth = max(r["layer"] for r in rows)
+    table = Table("epoch", "layer", "|ds| med V", "|ds| rms V", "read σ V", "noise V", "SNR", "active",
+                  title="EP signal per layer (ds = s(β2) - s(β1) on active nodes)",
+                  caption="read σ: from the N reads, or * as configured; noise = read σ / √N; SNR = med / noise")
+
+    def num(v: float | None, fmt: str = ".2e") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    for r in rows:
+        snr = "inf" if r["snr"] is None and r["noise"] == 0.0 else num(r["snr"], ".3g")
+        sigma = num(r["read_sigma"]) + ("" if r["noise_source"] == "measured" else "*")
+        table.add_row(str(r["epoch"] + 1), layer_name(r["layer"], depth), num(r["signal_median"]),
+                      num(r["signal_rms"]), sigma, num(r["noise"]), snr, num(r["active_frac"], ".2f"))
+    return table
 
 
 def register(app: typer.Typer) -> None:

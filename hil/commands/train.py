@@ -17,6 +17,7 @@ from hil.config import (
     resolve_config_path,
     validate_section,
 )
+from hil.diagnostics import summary_text
 from hil.errors import UserError
 from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
 from hil.registry import check_crossbar, open_crossbar
@@ -66,7 +67,8 @@ class StoreHooks(TrainHooks):
         console.print(
             f"epoch {row['epoch'] + 1}/{self.n_epochs}: train {row['train_acc']:.4f} "
             f"test {row['test_acc']:.4f} loss {row['test_loss']:.4f} "
-            f"{row['samples_per_s']:,.0f}/s {row['wall_s']:.0f}s",
+            f"{row['samples_per_s']:,.0f}/s {row['wall_s']:.0f}s"
+            + (f" | {summary_text(row['signal'])}" if row.get("signal") else ""),
             highlight=False,
         )
 

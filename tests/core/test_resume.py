@@ -72,6 +72,9 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     our_epochs = [{k: v for k, v in e.items() if k not in ("run_id", "wall_s", "samples_per_s")}
                   for e in store.epochs(run_id)]
     assert our_epochs == ref_epochs
+    # the EP signal diagnostics carry over a kill too (their accumulators are checkpointed)
+    assert [dict(r, run_id="") for r in store.layer_signal(run_id)] == \
+        [dict(r, run_id="") for r in ref_store.layer_signal(ref_run["id"])]
     assert store.run(run_id)["status"] == "completed"
 
 
