@@ -19,7 +19,8 @@ from pathlib import Path
 
 from hil.config import apply_overrides
 from hil.store import Store
-from hil.sweep import load_sweep, local_client, run_sweep, run_trial
+from hil.sweep import load_sweep
+from hil.sweep_run import local_client, run_sweep, run_trial
 
 HERE = Path(__file__).parent
 

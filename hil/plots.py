@@ -1,4 +1,4 @@
-"""Figures a person would rather look at than read: learning curves (paper figures live in hil.sweep_plots)."""
+"""Figures a person would rather look at than read: learning curves (paper figures live in hil.analysis.sweep_plots)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Programming characterization: write a grid of conductances many times, read them back, fit the devices.
 
 What to do lives here; the crossbar (twin or board) does the writes and reads,
-and `hil.noise_stats` fits what comes back.  Steps, all on one block
+and `hil.analysis.noise_stats` fits what comes back.  Steps, all on one block
 (`write.block`), every write unverified (`program(..., verify=False)`) so that
 what is measured is the device, not the verify loop:
 
@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hil import noise_stats as ns
+from hil.analysis import device_fits as df
+from hil.analysis import noise_stats as ns
 from hil.errors import ConfigError
 from hil.interface import Crossbar
 from hil.protocols.characterize_noise import CharacterizeConfig, held_state
@@ -122,7 +123,7 @@ def calibrate_write(
         _write(xbar, spec.block, shape, np.full(cells, high_req))
         highs.append(_read(xbar, spec.block))
         stop()
-    rng = ns.fit_range(np.array(lows), np.array(highs), low_req, high_req, math.isfinite(topo.g_max))
+    rng = df.fit_range(np.array(lows), np.array(highs), low_req, high_req, math.isfinite(topo.g_max))
     if not rng.upper_found:
         notes.append(f"no upper bound: requests of {high_req:g} were written as asked; set network.g_max "
                      "(twin) or the station's g_max_s to probe a finite range")
@@ -142,7 +143,7 @@ def calibrate_write(
         reps.append(_read(xbar, spec.block))
         stop()
     reps_a = np.array(reps)
-    wn = ns.fit_write_noise(target, reps_a, level_of, grid, lo_cell if rng.upper_found else None,
+    wn = df.fit_write_noise(target, reps_a, level_of, grid, lo_cell if rng.upper_found else None,
                             hi_cell if rng.upper_found else None, margin_sigmas=spec.margin_sigmas,
                             exclude=rng.stuck)
 
@@ -159,7 +160,7 @@ def calibrate_write(
         stop()
     ramp_a = np.array(ramp)
     free = ~rng.stuck
-    lev = ns.fit_levels(ramp_req[free], ramp_a.mean(axis=0)[free], lo_cell[free], hi_cell[free],
+    lev = df.fit_levels(ramp_req[free], ramp_a.mean(axis=0)[free], lo_cell[free], hi_cell[free],
                         noise_std=wn.std_at(ramp_req[free]) / math.sqrt(spec.repeats)) if rng.upper_found else None
 
     # 4. drift over the hold ------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def calibrate_write(
         values.append(_read(xbar, spec.block))
         times.append(t - t_w)
         stop()
-    drift = ns.fit_drift(np.array(times), g_w[free], np.array(values)[:, free])
+    drift = df.fit_drift(np.array(times), g_w[free], np.array(values)[:, free])
 
     devices: list[dict[str, Any]] = []
     if wn.sigma_abs > 0 or wn.sigma_rel > 0:

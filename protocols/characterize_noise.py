@@ -1,7 +1,7 @@
 """Read-noise characterization: hold the network at fixed inputs and read chosen nodes, many times.
 
 What to measure lives here; how lives in the crossbar it is given (`TwinCrossbar`
-or `LabCrossbar`), and the statistics in `hil.noise_stats`, which sees only the
+or `LabCrossbar`), and the statistics in `hil.analysis.noise_stats`, which sees only the
 raw reads and their timestamps.  Reads come in chunks of `read.chunk` samples
 (`measure(x, n_samples=chunk, keep_samples=True)`), so a board's instrument
 buffers and a long run both fit; the gaps between chunks are measured from the
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from hil import noise_stats as ns
+from hil.analysis import averaging
+from hil.analysis import noise_stats as ns
 from hil.config import apply_overrides, read_yaml, resolve_config_path, validate_section
 from hil.errors import ConfigError
 from hil.interface import Crossbar, Topology
@@ -195,7 +196,7 @@ class ReadNoiseResult:
     dead_time_s: float
     overhead_s: float  # dead time per measure() call
     combined: dict[str, float]
-    recommendation: ns.Recommendation
+    recommendation: averaging.Recommendation
     read_noise: list[dict[str, Any]]  # calibration entries, in the twin's read_noise format
     wall_s: float
     chunks: int
@@ -299,7 +300,7 @@ def characterize_read(
         rc, re_ = combined["telegraph_capture_rate_hz"], combined["telegraph_emission_rate_hz"]
         p = rc / (rc + re_)
         tel = (combined["telegraph_amplitude_v"] ** 2 * p * (1 - p), 1.0 / (rc + re_))
-    rec = ns.recommend_n(combined["white_sigma_v"], combined["pink_amplitude_v"], dt, cfg.recommend.target_v,
+    rec = averaging.recommend_n(combined["white_sigma_v"], combined["pink_amplitude_v"], dt, cfg.recommend.target_v,
                          allan=ref.allan, telegraph=tel, overhead_s=max(overhead, 0.0),
                          phases=cfg.recommend.phases, batch_size=cfg.recommend.batch_size)
     return ReadNoiseResult(

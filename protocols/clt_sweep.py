@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from hil.sweep import SweepConfig, finite, group_stats, log_crossing
+from hil.analysis.sweep_stats import finite, group_stats, log_crossing
+from hil.sweep import SweepConfig
 
 
 def sigma_max_by_n(summary: list[dict[str, Any]], target: float) -> dict[int, dict[str, Any]]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hil.analysis.sweep_stats import group_stats
 from hil.errors import ConfigError
-from hil.sweep import SweepConfig, group_stats, yaml_value
+from hil.sweep import SweepConfig, yaml_value
 
 
 def derived_overrides(derived: dict[str, Any], point: dict[str, Any], base: dict[str, Any]) -> list[str]:

@@ -23,7 +23,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hil import noise_plots
+from hil.analysis import noise_plots
 from hil.protocols.calibrate import WriteResult, calibrate_write
 from hil.protocols.characterize_noise import (
     CharacterizeConfig,

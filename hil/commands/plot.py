@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from hil.analysis.sweep_plots import FIGURES
+from hil.analysis.sweep_stats import table_for, write_csv
 from hil.errors import UserError
 from hil.store import Store
-from hil.sweep import open_sweep, protocol_module, table_for, write_csv
-from hil.sweep_plots import FIGURES
+from hil.sweep import open_sweep, protocol_module
 
 console = Console()
 plot_app = typer.Typer(help="Figures: the paper's Figs. 3-5 from a sweep, or a run's learning curve.",
@@ -56,7 +57,7 @@ def _command(figure: str):
             console.print(f"wrote {p}", highlight=False)
 
     command.__doc__ = {
-        "fig3": "Fig. 3: mean and max test accuracy vs sigma per dataset, converged fraction, sigma_c.",
+        "fig3": "Fig. 3: accuracy vs sigma per dataset, sigma_onset and sigma_collapse, converged fraction.",
         "fig4": "Fig. 4: accuracy vs sigma per N, sigma_max(N) and its log-log slope (theory 1/2).",
         "fig5": "Fig. 5: converged fraction over beta x eta_eff per sigma, default tile marked.",
     }[figure]
@@ -65,13 +66,14 @@ def _command(figure: str):
 
 def _print_findings(figure: str, a: dict[str, Any]) -> None:
     if figure == "fig3":
-        for ds, v in a["sigma_c"].items():
-            sc = f"{v['sigma_c']:.3g} V" if v["sigma_c"] else "-"
-            on = f"{v['sigma_onset']:.3g} V" if v["sigma_onset"] else "-"
-            console.print(f"{ds}: sigma_c {sc} ({v['how']}; plateau {v['plateau_acc']:.3f}, "
-                          f"level {v['level']:.3f}); onset (plateau - 0.05) {on}", highlight=False)
+        for ds, v in a["stages"].items():
+            console.print(f"{ds}: plateau {v['plateau_acc']:.3f}; sigma_onset {_ci(v, 'sigma_onset', 'onset_how')}; "
+                          f"sigma_collapse {_ci(v, 'sigma_collapse', 'collapse_how')}; shoulder "
+                          + ("-" if v["shoulder_acc"] is None else f"{v['shoulder_acc']:.3f}"), highlight=False)
         for k, r in a["ratios"].items():
-            console.print(f"sigma_c ratio {k}: {r:.3g}", highlight=False)
+            ci = r["ci"]
+            band = f" [{ci['lo']:.3g}, {ci['hi']:.3g}]" if ci["lo"] is not None else ""
+            console.print(f"ratio {k}: {r['ratio']:.3g}{band}", highlight=False)
     elif figure == "fig4":
         for n, v in a["sigma_max"].items():
             sm = f"{v['sigma_max']:.3g} V" if v["sigma_max"] else "-"
@@ -87,6 +89,15 @@ def _print_findings(figure: str, a: dict[str, Any]) -> None:
             console.print(f"sigma {r['sigma']:g} beta {r['beta']:g} eta_eff {r['eta_eff']:g}: "
                           f"converged {100 * r['frac_converged']:.0f} % mean acc {r['mean_acc']:.3f}",
                           highlight=False)
+
+
+def _ci(v: dict[str, Any], key: str, how: str) -> str:
+    """`3.1e-04 V [2.5e-04, 4.0e-04]` (95 % bootstrap over seeds), or how the crossing failed."""
+    if v[how] != "interpolated":
+        return f"- ({v[how]})" if v[key] is None else f">= {v[key]:.3g} V ({v[how]})"
+    ci = v.get(f"{key}_ci") or {}
+    band = f" [{ci['lo']:.3g}, {ci['hi']:.3g}]" if ci.get("lo") is not None else ""
+    return f"{v[key]:.3g} V{band}"
 
 
 for _fig in FIGURES:

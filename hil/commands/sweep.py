@@ -18,17 +18,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from hil.analysis.sweep_stats import trial_table
 from hil.errors import UserError
 from hil.store import Store
-from hil.sweep import (
-    estimate,
-    load_sweep,
-    local_client,
-    machine_split,
-    pending_trials,
-    run_sweep,
-    trial_table,
-)
+from hil.sweep import load_sweep
+from hil.sweep_cost import estimate
+from hil.sweep_run import local_client, machine_split, pending_trials, run_sweep
 
 console = Console()
 

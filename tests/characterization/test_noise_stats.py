@@ -1,4 +1,7 @@
-"""hil.noise_stats on synthetic series whose statistics are known exactly (fixed seeds, numpy only)."""
+"""hil.analysis (noise_stats, telegraph, averaging, device_fits) on synthetic series of known statistics.
+
+Fixed seeds, numpy only.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from hil import noise_stats as ns
+from hil.analysis import averaging
+from hil.analysis import device_fits as df
+from hil.analysis import noise_stats as ns
+from hil.analysis import telegraph as tg
 
 
 def white_pink(n: int, dt: float, sigma: float, amp: float, seed: int) -> np.ndarray:
@@ -54,7 +60,7 @@ def test_white_only_gives_no_pink_and_n_is_sigma_over_target_squared():
     node = ns.analyze_node("w", x, dt, 2048)
     assert node.fit.amplitude_v == 0.0  # a 1/f term below two standard errors is reported as none
     assert not node.telegraph.bimodal
-    rec = ns.recommend_n(sigma, 0.0, dt, 5e-5, overhead_s=1e-3, phases=3, batch_size=8)
+    rec = averaging.recommend_n(sigma, 0.0, dt, 5e-5, overhead_s=1e-3, phases=3, batch_size=8)
     assert rec.reachable and rec.n_samples == 4  # (1e-4 / 5e-5)^2
     assert rec.time_per_batch_s == pytest.approx(8 * 3 * (4 * dt + 1e-3))
 
@@ -63,11 +69,11 @@ def test_recommendation_with_a_flicker_floor():
     dt, sigma = 1e-4, 1e-4
     amp = 2e-5  # flicker floor sqrt(2 ln 2) * 2e-5 = 2.35e-5 V
     floor = math.sqrt(2 * math.log(2)) * amp
-    rec = ns.recommend_n(sigma, amp, dt, 5e-5)
+    rec = averaging.recommend_n(sigma, amp, dt, 5e-5)
     assert rec.reachable
     assert rec.n_samples == math.ceil(sigma**2 / (5e-5**2 - floor**2))
     assert rec.sigma_eff_v <= 5e-5
-    low = ns.recommend_n(sigma, amp, dt, 2e-5)  # below the floor: averaging cannot get there
+    low = averaging.recommend_n(sigma, amp, dt, 2e-5)  # below the floor: averaging cannot get there
     assert not low.reachable and low.floor_v == pytest.approx(floor)
     assert low.n_samples == low.n_at_floor
 
@@ -87,7 +93,7 @@ def telegraph(n: int, dt: float, amp: float, capture: float, emission: float, si
 def test_telegraph_detected_and_rates_recovered():
     dt, amp, cap, emi = 1e-3, 1e-3, 5.0, 10.0
     x = telegraph(1 << 17, dt, amp, cap, emi, 0.2 * amp, seed=4)
-    t = ns.detect_telegraph(x, dt)
+    t = tg.detect_telegraph(x, dt)
     # ~ 131 s x 3.3 transitions/s ~ 430 dwell times per level: rates to ~5 % (1/sqrt(430))
     assert t.bimodal
     assert t.amplitude_v == pytest.approx(amp, rel=0.05)
@@ -99,7 +105,7 @@ def test_telegraph_detected_and_rates_recovered():
 def test_no_telegraph_in_a_skewed_single_peak():
     rng = np.random.default_rng(5)
     x = rng.gamma(2.0, 1.0, 1 << 15) + 0.1 * rng.standard_normal(1 << 15)  # skewed, unimodal
-    assert not ns.detect_telegraph(x, 1e-3).bimodal
+    assert not tg.detect_telegraph(x, 1e-3).bimodal
 
 
 def test_constant_reads_do_not_break_the_analysis():
@@ -119,14 +125,14 @@ def test_write_noise_range_levels_and_drift_fits():
     cells, reps, a, r = 2000, 8, 0.004, 0.02
     lo = 0.1 * (1 + 0.05 * rng.standard_normal(cells))
     hi = 1.0 * (1 + 0.05 * rng.standard_normal(cells))
-    rf = ns.fit_range(np.broadcast_to(lo, (reps, cells)), np.broadcast_to(hi, (reps, cells)), 0.0, 10.0)
+    rf = df.fit_range(np.broadcast_to(lo, (reps, cells)), np.broadcast_to(hi, (reps, cells)), 0.0, 10.0)
     assert rf.upper_found and rf.g_min == pytest.approx(0.1, rel=0.01) and rf.g_max == pytest.approx(1.0, rel=0.01)
     assert rf.spread_rel == pytest.approx(0.05, rel=0.1)
     assert rf.p_off == 0.0 and rf.p_on == 0.0
     low_back, high_back = lo.copy(), hi.copy()
     high_back[:20] = lo[:20]  # 1 % stuck at g_min: the high writes leave them low
     low_back[20:30] = hi[20:30]  # 0.5 % stuck at g_max: the low writes leave them high
-    rs = ns.fit_range(np.broadcast_to(low_back, (reps, cells)), np.broadcast_to(high_back, (reps, cells)), 0.0, 10.0)
+    rs = df.fit_range(np.broadcast_to(low_back, (reps, cells)), np.broadcast_to(high_back, (reps, cells)), 0.0, 10.0)
     assert rs.p_off == pytest.approx(0.01) and rs.p_on == pytest.approx(0.005)
     assert rs.g_max == pytest.approx(1.0, rel=0.01)
     grid = np.linspace(0.15, 0.85, 10)
@@ -134,7 +140,7 @@ def test_write_noise_range_levels_and_drift_fits():
     target = grid[level_of]
     std = np.sqrt(a**2 + (r * target) ** 2)
     g = target + std * rng.standard_normal((reps, cells))
-    wn = ns.fit_write_noise(target, g, level_of, grid, lo, hi)
+    wn = df.fit_write_noise(target, g, level_of, grid, lo, hi)
     # 200 cells x 7 dof per level: each level's std to 1/sqrt(2 * 1400) = 1.9 %; the fit's own
     # standard errors (from those) are below 5 %, so 15 % is more than 3 of them
     assert wn.sigma_abs_err < 0.05 * a and wn.sigma_rel_err < 0.05 * r
@@ -144,16 +150,16 @@ def test_write_noise_range_levels_and_drift_fits():
     req = lo + (hi - lo) * rng.random(cells)
     k = 15
     q = lo + np.round((req - lo) / (hi - lo) * k) / k * (hi - lo)
-    lev = ns.fit_levels(req, q + 1e-4 * rng.standard_normal(cells), lo, hi, np.full(cells, 1e-4))
+    lev = df.fit_levels(req, q + 1e-4 * rng.standard_normal(cells), lo, hi, np.full(cells, 1e-4))
     assert lev.n_levels == 16
-    assert ns.fit_levels(req, req + 1e-4 * rng.standard_normal(cells), lo, hi, np.full(cells, 1e-4)).n_levels is None
+    assert df.fit_levels(req, req + 1e-4 * rng.standard_normal(cells), lo, hi, np.full(cells, 1e-4)).n_levels is None
     # drift after t0 = 0.5 s with nu = 0.03
     t = np.array([0.25, 1.0, 2.0, 4.0, 8.0])
     g0 = rng.uniform(0.2, 0.9, cells)
     gt = g0 * np.where(t[:, None] > 0.5, (t[:, None] / 0.5) ** -0.03, 1.0)
-    d = ns.fit_drift(t, g0, gt)
+    d = df.fit_drift(t, g0, gt)
     assert d.nu == pytest.approx(0.03, rel=1e-6) and d.t0_s == pytest.approx(0.5, rel=1e-6)
-    assert ns.fit_drift(t, g0, np.broadcast_to(g0, (t.size, cells))).nu is None
+    assert df.fit_drift(t, g0, np.broadcast_to(g0, (t.size, cells))).nu is None
 
 
 def test_telegraph_allan_variance_limits_and_simulation():

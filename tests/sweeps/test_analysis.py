@@ -12,7 +12,8 @@ from hil.commands.plot import make_figure
 from hil.errors import UserError
 from hil.protocols import clt_sweep, noise_sweep
 from hil.store import Store
-from hil.sweep import SweepConfig, load_sweep, register_sweep
+from hil.sweep import SweepConfig, load_sweep
+from hil.sweep_run import register_sweep
 
 
 def _row(i, acc, **kw):
@@ -22,7 +23,7 @@ def _row(i, acc, **kw):
     return {**base, **kw}
 
 
-def test_noise_sweep_sigma_c_and_ratio():
+def test_noise_sweep_stages_intervals_and_ratio():
     cfg = SweepConfig(name="n", protocol="noise_sweep", base="quickstart", grid={"seed": [0]}, converged_acc=0.5)
     sig = [1e-5, 1e-4, 1e-3, 1e-2]
     table, i = [], 0
@@ -32,14 +33,36 @@ def test_noise_sweep_sigma_c_and_ratio():
                 table.append(_row(i, a + 0.01 * seed, dataset=ds, sigma=s, seed=seed))
                 i += 1
     table.append(_row(i, None, status="failed", error="boom", sigma=1e-5))
-    out = noise_sweep.analyze(table, cfg)
+    out = noise_sweep.analyze(table, cfg, n_boot=200)
     first = next(r for r in out["summary"] if r["dataset"] == "mnist" and r["sigma"] == 1e-5)
     assert first["n"] == 4 and first["n_failed"] == 1 and first["frac_converged"] == 0.75
-    # mnist: plateau 0.91, level 0.505: between 1e-4 (0.91) and 1e-3 (0.31)
-    sc = out["sigma_c"]["mnist"]
-    assert sc["how"] == "interpolated" and 1e-4 < sc["sigma_c"] < 1e-3
-    assert math.isclose(out["ratios"]["fashion-mnist/mnist"],
-                        out["sigma_c"]["fashion-mnist"]["sigma_c"] / sc["sigma_c"])
+    # Wilson 95 % interval of 3/4 (textbook value: 0.3006 .. 0.9544)
+    assert first["converged_lo"] == pytest.approx(0.3006, abs=1e-4)
+    assert first["converged_hi"] == pytest.approx(0.9544, abs=1e-4)
+    # mnist means 0.91, 0.91, 0.31, 0.11: onset level 0.86 and collapse level 0.505 are crossed
+    # between 1e-4 and 1e-3, at log10 sigma = -4 + 0.05/0.6 and -4 + 0.405/0.6
+    st = out["stages"]["mnist"]
+    assert st["plateau_acc"] == pytest.approx(0.91)
+    assert st["sigma_onset"] == pytest.approx(10 ** (-4 + 0.05 / 0.6))
+    assert st["sigma_collapse"] == pytest.approx(10 ** (-4 + 0.405 / 0.6))
+    mid = (math.log10(st["sigma_onset"]) + math.log10(st["sigma_collapse"])) / 2 + 4  # in decades above 1e-4
+    assert st["shoulder_acc"] == pytest.approx(0.91 - 0.6 * mid)
+    ci = st["sigma_onset_ci"]
+    assert ci["n_valid"] == 200 and ci["lo"] <= st["sigma_onset"] <= ci["hi"]
+    # fashion-mnist falls below both levels between 1e-5 and 1e-4
+    fm = out["stages"]["fashion-mnist"]
+    assert 1e-5 < fm["sigma_onset"] < fm["sigma_collapse"] < 1e-4
+    r = out["ratios"]["sigma_onset fashion-mnist/mnist"]
+    assert r["ratio"] == pytest.approx(fm["sigma_onset"] / st["sigma_onset"])
+    assert r["ci"]["lo"] <= r["ratio"] <= r["ci"]["hi"]
+
+
+def test_stages_report_a_crossing_off_the_grid():
+    from hil.analysis.sweep_stats import stages
+
+    st = stages([1e-6, 1e-5, 1e-4], [0.9, 0.9, 0.88], chance=0.1, onset_drop=0.05)
+    assert st["onset_how"] == "never below" and st["sigma_onset"] == 1e-4  # a lower bound
+    assert st["shoulder_acc"] is None
 
 
 def test_clt_recovers_a_square_root_law():

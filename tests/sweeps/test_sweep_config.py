@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hil.analysis.sweep_stats import log_crossing, trial_table
 from hil.config import apply_overrides
 from hil.errors import ConfigError, UserError
 from hil.store import Store
-from hil.sweep import (
-    SweepConfig,
-    config_hash,
-    load_sweep,
-    log_crossing,
-    pending_trials,
-    trial_table,
-    yaml_value,
-)
+from hil.sweep import SweepConfig, config_hash, load_sweep, yaml_value
+from hil.sweep_run import pending_trials
 
 HERE = Path(__file__).parent
 shipped = functools.cache(load_sweep)  # the paper grids hold thousands of trials: expand each once

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hil.analysis.sweep_stats import trial_table
 from hil.store import Store
-from hil.sweep import estimate, load_sweep, local_client, run_sweep, run_trial, trial_table
+from hil.sweep import load_sweep
+from hil.sweep_cost import estimate
+from hil.sweep_run import local_client, run_sweep, run_trial
 from tests.conftest import full_data_root, needs_full_data
 
 TINY = Path(__file__).parent / "tiny.yaml"

@@ -1,6 +1,6 @@
 """Figures of a noise characterization and a programming calibration (PNG, matplotlib Agg).
 
-They take the results of `hil.noise_stats` (and the calibrate protocol's
+They take the results of `hil.analysis.noise_stats` (and the calibrate protocol's
 arrays), never a crossbar, so a board's run and the twin's look the same.
 """
 
@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hil import noise_stats as ns  # noqa: E402
+from hil.analysis import noise_stats as ns  # noqa: E402
+from hil.analysis.averaging import Recommendation  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -35,7 +36,7 @@ def _log_axes(ax: Any, positive: bool) -> None:
         ax.text(0.5, 0.5, "no noise measured (constant reads)", transform=ax.transAxes, ha="center")
 
 
-def allan_figure(nodes: list[ns.NodeNoise], rec: ns.Recommendation | None, path: Path) -> Path:
+def allan_figure(nodes: list[ns.NodeNoise], rec: Recommendation | None, path: Path) -> Path:
     """Overlapping Allan deviation per node, the white-noise -1/2 slope, the fitted model and the target."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0), constrained_layout=True)
     for n in nodes:

@@ -27,10 +27,12 @@ def _save(fig, stem: Path) -> list[Path]:
 
 
 def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
-    """Top: mean (± std band, min..max bars) and max test accuracy vs sigma, per dataset; bottom: converged."""
+    """Top: mean (± std band, min..max bars) and max test accuracy vs sigma per dataset, sigma_onset (dotted,
+    its bootstrap interval shaded) and sigma_collapse (dashed); bottom: converged fraction with Wilson intervals."""
     summary = analysis["summary"]
-    datasets = list(analysis.get("sigma_c") or dict.fromkeys(r["dataset"] for r in summary))
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, height_ratios=[3, 1.3],
+    stages = analysis.get("stages") or {}
+    datasets = list(dict.fromkeys(r["dataset"] for r in summary))
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True, height_ratios=[3, 1.3],
                                   constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, ds in enumerate(datasets):
@@ -45,22 +47,36 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
         ax.errorbar(s, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=c, ms=4, capsize=2, lw=1.3,
                     label=f"{ds}: mean (band ±1 std, bars min..max, n={rows[0]['n'] if rows else 0})")
         ax.plot(s, hi, "^--", color=c, ms=4, lw=1, label=f"{ds}: max")
-        sc = analysis.get("sigma_c", {}).get(ds, {})
-        if sc.get("how") == "interpolated":
-            ax.axvline(sc["sigma_c"], color=c, ls=":", lw=1)
-            ax.annotate(f"σc≈{sc['sigma_c']:.1e} V", (sc["sigma_c"], 96 - 6 * i), color=c, fontsize=7,
-                        xytext=(3, 0), textcoords="offset points", va="center")
-        ax2.plot(s, [100 * r["frac_converged"] for r in rows], "o-", color=c, ms=4, label=ds)
+        st = stages.get(ds, {})
+        if st.get("onset_how") == "interpolated":
+            ci = st.get("sigma_onset_ci") or {}
+            if ci.get("lo") is not None:
+                ax.axvspan(ci["lo"], ci["hi"], color=c, alpha=0.12, lw=0)
+            ax.axvline(st["sigma_onset"], color=c, ls=":", lw=1.2)
+            ax.annotate(f"σ_onset≈{st['sigma_onset']:.1e}", (st["sigma_onset"], 30 - 7 * i), color=c,
+                        fontsize=7, xytext=(3, 0), textcoords="offset points", va="center")
+        if st.get("collapse_how") == "interpolated":
+            ax.axvline(st["sigma_collapse"], color=c, ls="--", lw=1.2)
+            ax.annotate(f"σ_collapse≈{st['sigma_collapse']:.1e}", (st["sigma_collapse"], 16 - 7 * i), color=c,
+                        fontsize=7, xytext=(3, 0), textcoords="offset points", va="center")
+        frac = np.array([r["frac_converged"] for r in rows]) * 100
+        clo = np.array([r.get("converged_lo", r["frac_converged"]) for r in rows]) * 100
+        chi = np.array([r.get("converged_hi", r["frac_converged"]) for r in rows]) * 100
+        ax2.errorbar(s * (1 + 0.04 * i), frac, yerr=[frac - clo, chi - frac], fmt="o-", color=c, ms=4, capsize=2,
+                     label=ds)
     ax.axhline(10, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=6.5, loc="lower left")
-    ax.set_title(title or "Fig. 3: test accuracy vs read noise", fontsize=9)
+    drop = analysis.get("onset_drop", 0.05)
+    ax.set_title((title or "Fig. 3: test accuracy vs read noise")
+                 + f"\n: σ_onset (plateau - {100 * drop:.0f} pts, 95 % bootstrap shaded), -- σ_collapse (half-way "
+                 "to chance)", fontsize=8)
     ax2.set_xscale("log")
     ax2.set_xlabel("read noise σ per sample (V)")
-    ax2.set_ylabel("converged (%)")
+    ax2.set_ylabel("converged (%)\n95 % Wilson", fontsize=8)
     ax2.set_ylim(-5, 105)
     ax2.grid(True, which="both", alpha=0.25)
     return _save(fig, stem)
