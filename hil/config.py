@@ -77,6 +77,9 @@ class TrainConfig(_Strict):
     centered: bool = Field(True, description="nudge at +beta and -beta (centered EP) instead of 0 and +beta")
     eta: PositiveFloat | list[PositiveFloat] = Field(0.006, description="learning rate of the blocks, or one per block")
     eta_bias: PositiveFloat | list[PositiveFloat] | None = Field(None, description="learning rate of the biases")
+    momentum: float = Field(
+        0.0, ge=0.0, lt=1.0, description="heavy-ball momentum of the EP update (0: plain SGD, the paper's)"
+    )
     lr_decay: float = Field(0.99, gt=0.0, le=1.0, description="learning rates are multiplied by this each epoch")
     n_samples: PositiveInt = Field(1, description="reads averaged per node per phase (N)")
     checkpoint_every: PositiveInt = Field(1000, description="batches between checkpoints (and one per epoch)")

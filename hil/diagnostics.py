@@ -33,6 +33,9 @@ import torch
 from hil.interface import Measurement
 
 ACTIVE_K = 3.0
+#: Critical SNR of a layer's update for `predict_onset` (`hil diagnose`); how it was set:
+#: docs/results/README.md ("Predicting the onset").  Until calibrated: 1 (signal = noise).
+DEFAULT_SNR_CRIT = 1.0
 FIELDS = ("signal_median", "signal_rms", "read_sigma", "noise", "snr", "active_frac")
 
 

@@ -104,8 +104,11 @@ class EPController:
         eta_w: list[float],
         eta_b: list[float],
         monitor: SignalMonitor | None = None,
+        momentum: float = 0.0,
     ) -> None:
         self.crossbar = crossbar
+        self.momentum = momentum  # heavy ball: v = mu v + grad, theta -= eta v (PyTorch SGD's convention)
+        self.velocity: dict[str, Tensor] = {}  # the controller's state, checkpointed by the protocol
         self.monitor = monitor  # per-layer EP signal and noise (hil.diagnostics); reads measurements only
         self.topology = crossbar.topology
         self.beta = beta
@@ -144,15 +147,14 @@ class EPController:
             dbeta = self.beta
         phases = (free, s2) if s1 is free else (free, s1, s2)
         xl = x.to(self._like)
-        ep_step_(
-            self.params,
-            xl,
-            [v.to(self._like) for v in s1.voltages],
-            [v.to(self._like) for v in s2.voltages],
-            dbeta,
-            [e * lr_scale for e in self.eta_w],
-            [e * lr_scale for e in self.eta_b],
-        )
+        v1 = [v.to(self._like) for v in s1.voltages]
+        v2 = [v.to(self._like) for v in s2.voltages]
+        eta_w = [e * lr_scale for e in self.eta_w]
+        eta_b = [e * lr_scale for e in self.eta_b]
+        if self.momentum:
+            self._momentum_step(xl, v1, v2, dbeta, eta_w, eta_b)
+        else:
+            ep_step_(self.params, xl, v1, v2, dbeta, eta_w, eta_b)
         lo, hi = self.topology.g_min, self.topology.g_max
         for name in self.topology.blocks:
             self.params[name].clamp_(lo, hi)
@@ -165,6 +167,19 @@ class EPController:
             iterations=sum(m.info.get("iterations", 0.0) for m in phases) / len(phases),
             clipped=report.n_clipped,
         )
+
+    def _momentum_step(self, x: Tensor, v1: list[Tensor], v2: list[Tensor], dbeta: float,
+                       eta_w: list[float], eta_b: list[float]) -> None:
+        """theta -= eta v with v = momentum v + grad; the gradient estimate is the one `ep_step_` applies."""
+        if not self.velocity:
+            self.velocity = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        grads = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        ones = [-1.0] * self.topology.depth
+        ep_step_(grads, x, v1, v2, dbeta, ones, ones)
+        for l in range(1, self.topology.depth + 1):
+            for name, eta in ((f"G{l}", eta_w[l - 1]), (f"b{l}", eta_b[l - 1])):
+                vel = self.velocity[name].mul_(self.momentum).add_(grads[name])
+                self.params[name].add_(vel, alpha=-eta)
 
     def evaluate(self, batches: Iterable[tuple[Tensor, Tensor]], n_samples: int | None = None) -> tuple[int, float]:
         """Correct predictions and summed loss of the free phase over (inputs, labels) batches, via `measure()`."""

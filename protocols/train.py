@@ -116,7 +116,9 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
     if state is not None and "diagnostics" in state:
         monitor.load_state_dict(state["diagnostics"])
     ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b,
-                       monitor=monitor)
+                       monitor=monitor, momentum=tc.momentum)
+    if state is not None and state.get("velocity"):
+        ctl.velocity = {k: v.to(ctl.params[k]) for k, v in state["velocity"].items()}
     n_train = len(data.train)
     n_batches = math.ceil(n_train / tc.batch_size)
     if tc.max_batches:
@@ -130,6 +132,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             "crossbar": xbar.state_dict() if isinstance(xbar, SupportsState) else {},
             "tally": tally.__dict__.copy(),
             "diagnostics": monitor.state_dict(),
+            "velocity": {k: v.detach().cpu().clone() for k, v in ctl.velocity.items()},
         }
 
     for epoch in range(start_epoch, tc.epochs):

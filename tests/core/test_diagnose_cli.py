@@ -1,0 +1,56 @@
+"""`hil diagnose` and `hil runs show` on a stored run's EP signal diagnostics (in-process CLI, real store)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hil.cli import main
+from hil.store import Store
+
+
+def _run_with_signal(workspace, signals: list[tuple[float, float]]) -> str:
+    with Store(workspace) as store:
+        run_id = store.create_run("noiseless", {"train": {}})
+        for epoch, (h, y) in enumerate(signals):
+            store.add_epoch(run_id, {
+                "epoch": epoch, "train_acc": 0.9, "train_loss": 0.1, "test_acc": 0.9, "test_loss": 0.1,
+                "lr_scale": 1.0, "wall_s": 1.0, "samples_per_s": 1.0,
+                "signal": [{"layer": 1, "signal_median": h, "signal_rms": 2 * h, "read_sigma": 0.0, "noise": 0.0,
+                            "snr": None, "active_frac": 0.2, "noise_source": "configured"},
+                           {"layer": 2, "signal_median": y, "signal_rms": 2 * y, "read_sigma": 0.0, "noise": 0.0,
+                            "snr": None, "active_frac": 1.0, "noise_source": "configured"}]})
+        return run_id
+
+
+def test_diagnose_predicts_signal_over_snr_crit_times_sqrt_n(tmp_path, capsys):
+    run_id = _run_with_signal(tmp_path, [(1e-4, 1e-2), (3e-4, 3e-2)])  # mean over epochs: 2e-4 (h1)
+    main(["diagnose", run_id, "--workspace", str(tmp_path), "--snr-crit", "2", "--n", "1", "--n", "16",
+          "--onset", "5e-5"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["layer"] == "h1"
+    assert out["sigma_onset"]["1"] == pytest.approx(1e-4)
+    assert out["sigma_onset"]["16"] == pytest.approx(4e-4)
+    assert out["implied_snr_crit"] == pytest.approx(4.0)
+    main(["diagnose", run_id, "--workspace", str(tmp_path), "--epoch", "1", "--n", "4"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["sigma_onset"]["4"] == pytest.approx(1e-4 / 1.0 * math.sqrt(4))
+
+
+def test_runs_show_lists_the_signal_table(tmp_path, capsys):
+    run_id = _run_with_signal(tmp_path, [(1.5e-4, 2e-2)])
+    main(["runs", "show", run_id, "--workspace", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "EP signal per layer" in text and "1.50e-04" in text and "inf" in text
+
+
+def test_diagnose_without_diagnostics_is_a_one_line_error(tmp_path, capsys):
+    with Store(tmp_path) as store:
+        run_id = store.create_run("old", {"train": {}})
+    with pytest.raises(SystemExit) as exc:
+        main(["diagnose", run_id, "--workspace", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "no EP signal diagnostics" in err and "Traceback" not in err
