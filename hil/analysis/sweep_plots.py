@@ -59,6 +59,10 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
             ax.axvline(st["sigma_collapse"], color=c, ls="--", lw=1.2)
             ax.annotate(f"σ_collapse≈{st['sigma_collapse']:.1e}", (st["sigma_collapse"], 16 - 7 * i), color=c,
                         fontsize=7, xytext=(3, 0), textcoords="offset points", va="center")
+        pred = (analysis.get("predicted_onset") or {}).get(ds)
+        if pred:
+            ax.plot([pred], [97 - 4 * i], "v", color=c, ms=8, mec="k", mew=0.6,
+                    label=f"{ds}: onset predicted by hil diagnose ({pred:.1e} V)")
         frac = np.array([r["frac_converged"] for r in rows]) * 100
         clo = np.array([r.get("converged_lo", r["frac_converged"]) for r in rows]) * 100
         chi = np.array([r.get("converged_hi", r["frac_converged"]) for r in rows]) * 100
@@ -72,8 +76,8 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
     ax.legend(fontsize=6.5, loc="lower left")
     drop = analysis.get("onset_drop", 0.05)
     ax.set_title((title or "Fig. 3: test accuracy vs read noise")
-                 + f"\n: σ_onset (plateau - {100 * drop:.0f} pts, 95 % bootstrap shaded), -- σ_collapse (half-way "
-                 "to chance)", fontsize=8)
+                 + f"\ndotted: σ_onset (plateau - {100 * drop:.0f} pts; 95 % bootstrap shaded), "
+                 "dashed: σ_collapse (half-way to chance)", fontsize=8)
     ax2.set_xscale("log")
     ax2.set_xlabel("read noise σ per sample (V)")
     ax2.set_ylabel("converged (%)\n95 % Wilson", fontsize=8)

@@ -181,6 +181,27 @@ def table_for(cfg: SweepConfig, sweep_id: str, trials: list[Trial], store: Any) 
     return trial_table(Sweep(cfg, "", {}, trials, sweep_id), store)
 
 
+_CSV_TYPES = {"trial": int, "n_samples": int, "seed": int, "sigma": float, "beta": float, "eta": float,
+              "eta_eff": float, "final_test_acc": float, "best_test_acc": float, "wall_s": float}
+
+
+def read_trial_table(path: Path) -> list[dict[str, Any]]:
+    """A trial table as `hil plot` wrote it (`<figure>-trials.csv`), so results re-analyse without their store."""
+    import csv
+
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            row: dict[str, Any] = dict(r)
+            for key, kind in _CSV_TYPES.items():
+                if key in row:
+                    row[key] = kind(float(row[key])) if row[key] not in ("", None) else None
+            row["converged"] = {"True": True, "False": False}.get(row.get("converged", ""))
+            row["error"] = None if row.get("error") in ("", "[]", None) else row["error"]
+            rows.append(row)
+    return rows
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     import csv
 

@@ -10,27 +10,42 @@ import typer
 from rich.console import Console
 
 from hil.analysis.sweep_plots import FIGURES
-from hil.analysis.sweep_stats import table_for, write_csv
+from hil.analysis.sweep_stats import read_trial_table, table_for, write_csv
 from hil.errors import UserError
 from hil.store import Store
-from hil.sweep import open_sweep, protocol_module
+from hil.sweep import load_sweep, open_sweep, protocol_module
 
 console = Console()
 plot_app = typer.Typer(help="Figures: the paper's Figs. 3-5 from a sweep, or a run's learning curve.",
                        no_args_is_help=True)
 
 
-def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None,
-                title: str = "") -> tuple[dict[str, Any], list[Path]]:
-    """Analyse a sweep with its protocol and write `<figure>.png/.pdf/.csv`, trials CSV and analysis JSON."""
+def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None, title: str = "",
+                trials_csv: Path | None = None,
+                predicted: dict[str, float] | None = None) -> tuple[dict[str, Any], list[Path]]:
+    """Analyse a sweep with its protocol and write `<figure>.png/.pdf/.csv`, trials CSV and analysis JSON.
+
+    With `trials_csv` the trial table comes from that file (a `<figure>-trials.csv` written
+    before) and `sweep` names the sweep file whose analysis settings apply.  `predicted`
+    (dataset -> sigma) marks onsets predicted by `hil diagnose` on Fig. 3.
+    """
     protocol, draw = FIGURES[figure]
-    cfg, sweep_id, trials = open_sweep(sweep, store)
+    if trials_csv is not None:
+        cfg, sweep_id = load_sweep(sweep).config, f"{Path(trials_csv).name} ({sweep})"
+        if not Path(trials_csv).is_file():
+            raise UserError(f"--trials {trials_csv}: no such file")
+        table = read_trial_table(Path(trials_csv))
+    else:
+        cfg, sweep_id, trials = open_sweep(sweep, store)
     if cfg.protocol != protocol:
         raise UserError(f"{figure} shows a {protocol} sweep; {sweep_id} is a {cfg.protocol} sweep")
-    table = table_for(cfg, sweep_id, trials, store)
+    if trials_csv is None:
+        table = table_for(cfg, sweep_id, trials, store)
     if not any(r["status"] == "completed" for r in table):
         raise UserError(f"sweep {sweep_id} has no finished trial yet (run: hil sweep ...)")
     analysis = protocol_module(protocol).analyze(table, cfg)
+    if predicted:
+        analysis["predicted_onset"] = predicted
     out = out or store.workspace / "plots" / sweep_id
     stem = out / figure
     paths = draw(analysis, stem, title or f"{cfg.name} ({sum(r['status'] == 'completed' for r in table)}"
@@ -49,9 +64,22 @@ def _command(figure: str):
         out: Annotated[Path | None, typer.Option(help="folder for the files (default <workspace>/plots/<id>)")] = None,
         workspace: Annotated[str | None, typer.Option(help="folder of the run store")] = None,
         title: Annotated[str, typer.Option(help="figure title")] = "",
+        trials: Annotated[Path | None, typer.Option(help="re-analyse this trials CSV; SWEEP names its sweep file")]
+        = None,
+        predicted: Annotated[list[str] | None, typer.Option(
+            help="fig3: mark a predicted onset, DATASET=SIGMA (from hil diagnose); repeat per dataset")] = None,
     ) -> None:
+        marks = {}
+        for item in predicted or []:
+            ds, sep, value = item.partition("=")
+            try:
+                marks[ds] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise UserError(f"--predicted {item!r}: expected DATASET=SIGMA, e.g. mnist=3e-4")
         with Store(workspace) as store:
-            analysis, paths = make_figure(figure, sweep, store, out, title)
+            analysis, paths = make_figure(figure, sweep, store, out, title, trials, marks)
         _print_findings(figure, analysis)
         for p in paths:
             console.print(f"wrote {p}", highlight=False)
