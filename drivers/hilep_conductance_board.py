@@ -90,6 +90,7 @@ class ConductanceBoard(SafeInstrument, SCPIMixin, Instrument):
         self.dac = np.zeros(0)
         self.v_max = 0.0
         self.blocks: dict[str, tuple[int, ...]] = {}
+        self.timing = ConductanceBoardTiming(bytes_per_reading=4.0 if binary else 15.0)
 
     def catalog(self) -> dict[str, tuple[int, ...]]:
         """Get the blocks the board holds and their shapes (BLK:CAT?)."""
@@ -167,7 +168,8 @@ class ConductanceBoard(SafeInstrument, SCPIMixin, Instrument):
             self.write_bytes(f"G:SET {block},".encode() + ieee_block(flat) + b"\n")
         else:
             self.write(f"G:SET:ASC {block}," + ",".join(f"{v:.7g}" for v in flat))
-        self.raise_errors(f"G:SET {block}")
+        with self.timeout_for(self.timing.program_s(flat.size, verify=False)):  # the block is parsed before the reply
+            self.raise_errors(f"G:SET {block}")
 
     def get_block(self, block: str) -> np.ndarray:
         """Read a whole block back as the board holds it (one query)."""
@@ -175,11 +177,12 @@ class ConductanceBoard(SafeInstrument, SCPIMixin, Instrument):
             raise ValueError(f"{self.name}: no block {block!r}")
         shape = self.blocks[block]
         n = int(np.prod(shape))
-        if self.binary:
-            self.write(f"G:GET? {block}")
-            values = read_binary(self, "<f4", n)
-        else:
-            values = parse_ascii(self.ask(f"G:GET:ASC? {block}"), n, self.name)
+        with self.timeout_for(self.timing.estimate_write_s(4 * n if self.binary else 15 * n)):
+            if self.binary:
+                self.write(f"G:GET? {block}")
+                values = read_binary(self, "<f4", n)
+            else:
+                values = parse_ascii(self.ask(f"G:GET:ASC? {block}"), n, self.name)
         return values.reshape(shape)
 
     def ramp_down_commands(self, max_step: float) -> Iterator[bytes | str]:

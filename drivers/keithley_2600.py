@@ -238,9 +238,8 @@ class Keithley2600(SafeInstrument, Instrument):
         """Measure the current at v_read, then return to 0 V (one query); A."""
         strict_range(v_read, [-v_abs_max, v_abs_max])
         self.channel(ch)
-        reply = self.ask(
-            f"smu{ch}.source.levelv={v_read:g} print(smu{ch}.measure.i()) smu{ch}.source.levelv=0"
-        )
+        with self.timeout_for(self.timing.estimate_read_s(1, 1)):
+            reply = self.ask(f"smu{ch}.source.levelv={v_read:g} print(smu{ch}.measure.i()) smu{ch}.source.levelv=0")
         self.last_levels[ch] = 0.0
         try:
             return float(reply.strip())

@@ -69,8 +69,12 @@ def make_driver(name: str, spec: InstrumentSpec, adapter: Any, classes: dict[str
     inst = (classes or driver_classes())[spec.kind](adapter, name=name, binary=spec.transfer == "binary")
     inst.cleanup_timeout_s = spec.cleanup_timeout_s
     inst.base_timeout_s = spec.timeout_s
-    if spec.line_hz and hasattr(inst, "timing"):
-        inst.timing = inst.timing.with_(line_hz=float(spec.line_hz))
+    if hasattr(inst, "timing"):  # the link as the station gives it (serial baud rate), and the mains frequency
+        from hil.drivers.timing import timing_for
+
+        station_model = timing_for(spec.kind, spec)
+        inst.timing = inst.timing.with_(link_bytes_per_s=station_model.link_bytes_per_s,
+                                        **({"line_hz": float(spec.line_hz)} if spec.line_hz else {}))
     return inst
 
 

@@ -77,7 +77,7 @@ def test_a_2500_point_read_is_one_buffer_fill():
 
 def test_overload_reading_is_refused_naming_the_instrument_and_range():
     """+9.9E+37 is the 2400's overflow code, not a voltage: refused, never returned."""
-    from hil.drivers.base import OverloadError
+    from hil.drivers.base import InstrumentError
 
     pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2', None),
              (":SENS:VOLT:NPLC 1", None), (":OUTP ON", None), NOERR,
@@ -85,7 +85,7 @@ def test_overload_reading_is_refused_naming_the_instrument_and_range():
              (":TRAC:DATA?", block0([0.1, 9.9e37, 0.2]))]
     with expected_protocol(Keithley2400, pairs, name="smu") as smu:
         smu.configure_reads([""], 2.0, 1.0)
-        with pytest.raises(OverloadError, match=r"smu: overload reading \(\+9\.9E\+37, sample 2\) on the 2 V "
+        with pytest.raises(InstrumentError, match=r"smu: overload reading \(\+9\.9E\+37, sample 2\) on the 2 V "
                                                 r"compliance range"):
             smu.read_voltages([""], 3)
 

@@ -58,10 +58,10 @@ def test_shutdown():
 
 def test_overload_reading_is_refused():
     """+9.9E+37 in the buffer is the 2450's overflow code: refused with the instrument and the range."""
-    from hil.drivers.base import OverloadError
+    from hil.drivers.base import InstrumentError
 
     pairs = [(':TRAC:POIN 10,"defbuffer1";:TRAC:CLE "defbuffer1";:COUN 2;:TRAC:TRIG "defbuffer1";*WAI', None),
              (':TRAC:DATA? 1,2,"defbuffer1",READ', block([9.9e37, 0.1]))]
     with expected_protocol(Keithley2450, pairs, name="k2450") as smu:
-        with pytest.raises(OverloadError, match=r"k2450: overload reading \(\+9\.9E\+37, sample 1\)"):
+        with pytest.raises(InstrumentError, match=r"k2450: overload reading \(\+9\.9E\+37, sample 1\)"):
             smu.read_voltages([""], 2)

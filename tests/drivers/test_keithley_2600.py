@@ -135,11 +135,11 @@ def test_shutdown_ramps_from_last_level_with_writes_only():
 
 def test_overload_reading_is_refused_naming_the_channel():
     """The 2600B's overflow reading (9.91E+37) is never passed on as a voltage."""
-    from hil.drivers.base import OverloadError
+    from hil.drivers.base import InstrumentError
 
     cmd = ("smua.measure.count=2 smua.nvbuffer1.clear() smub.measure.count=2 smub.nvbuffer1.clear() "
            "smua.measure.v(smua.nvbuffer1) smub.measure.v(smub.nvbuffer1) "
            "printbuffer(1,2,smua.nvbuffer1.readings,smub.nvbuffer1.readings)")
     with expected_protocol(Keithley2600, [(cmd, block0([0.1, 0.2, 0.3, 9.91e37]))], name="k2600") as smu:
-        with pytest.raises(OverloadError, match=r"channel smub of k2600: overload reading \(\+9\.9E\+37, sample 2\)"):
+        with pytest.raises(InstrumentError, match=r"channel smub of k2600: overload reading \(\+9\.9E\+37, sample 2\)"):
             smu.read_voltages(["a", "b"], 2)

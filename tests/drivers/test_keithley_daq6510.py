@@ -11,7 +11,7 @@ import pytest
 from hilep_driver_helpers import block
 from pymeasure.test import expected_protocol
 
-from hil.drivers.base import OverloadError
+from hil.drivers.base import InstrumentError
 from hil.drivers.keithley_daq6510 import KeithleyDAQ6510
 
 NOERR = ("SYST:ERR?", '0,"No error"')
@@ -52,7 +52,7 @@ def test_overload_is_refused_naming_instrument_channel_and_range():
     with expected_protocol(KeithleyDAQ6510, pairs, name="dmm") as daq:
         daq.configure()
         daq.configure_reads(["101", "102"], 2.0, 1.0)
-        with pytest.raises(OverloadError, match=r"channel 102 of dmm: overload reading \(-9\.9E\+37, sample 1\) on "
+        with pytest.raises(InstrumentError, match=r"channel 102 of dmm: overload reading \(-9\.9E\+37, sample 1\) on "
                                                 r"the 10 V range"):
             daq.read_voltages(["101", "102"], 1)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pymeasure.test import expected_protocol
 
-from hil.drivers.base import InstrumentError, OverloadError
+from hil.drivers.base import InstrumentError
 from hil.drivers.keysight_daq970a import DAQ970A, Agilent34970A
 
 NOERR = ("SYST:ERR?", '+0,"No error"')
@@ -78,7 +78,7 @@ def test_overload_is_refused_naming_instrument_channel_and_range(code):
     with expected_protocol(DAQ970A, pairs, name="daq") as daq:
         daq.configure()
         daq.configure_reads(["101", "102", "103"], 1.0, 0.02)
-        with pytest.raises(OverloadError, match=r"channel 102 of daq: overload reading \([+-]9\.9E\+37, sample 1\) "
+        with pytest.raises(InstrumentError, match=r"channel 102 of daq: overload reading \([+-]9\.9E\+37, sample 1\) "
                                                 r"on the 1 V range"):
             daq.read_voltages(["101", "102", "103"], 1)
 

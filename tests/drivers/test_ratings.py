@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hil.drivers.keithley_2600 import RATINGS as R2600
-from hil.drivers.ratings import model_rating, rating_problems
 from hil.errors import ConfigError
 from hil.station import load_station
 
@@ -70,6 +68,8 @@ def test_yaml_inf_is_refused_when_the_file_is_read(tmp_path):
 
 
 def test_a_memristive_station_with_an_absurd_g_max_is_refused(tmp_path):
+    from hil.drivers.ratings import rating_problems
+
     path = _variant(tmp_path, MEMRISTIVE, lambda d: d["limits"].update(g_max_s=10.0), sim=False)
     problems = rating_problems(load_station(path))
     assert problems == ["limits.g_max_s: a cell of 10 S at v_read 0.1 V draws 1 A, over compliance_a 0.001 A of "
@@ -78,6 +78,9 @@ def test_a_memristive_station_with_an_absurd_g_max_is_refused(tmp_path):
 
 def test_the_model_that_idn_names_decides():
     """60 V is within the 2600 family (a 2636B sources 200 V) but not within a 2602B (40 V)."""
+    from hil.drivers.keithley_2600 import RATINGS as R2600
+    from hil.drivers.ratings import model_rating, rating_problems
+
     data = yaml.safe_load(MEMRISTIVE.read_text())
     data["limits"].update(v_abs_max=60.0, v_abs_max_per_source={}, pulse_v_abs_max=1.5)
     from hil.station import Station
@@ -92,5 +95,7 @@ def test_the_model_that_idn_names_decides():
 
 
 def test_an_unknown_model_is_named():
+    from hil.drivers.ratings import model_rating
+
     with pytest.raises(ConfigError, match="no rating for .*Model 2657A"):
         model_rating("keithley2600", "Keithley Instruments Inc., Model 2657A, 1, 1")
