@@ -9,6 +9,7 @@ serves until Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -62,6 +63,21 @@ def parse_fault(text: str) -> tuple[str, str, dict[str, Any]]:
     return parts[0], parts[1], kwargs
 
 
+def check_options(sigma: float | None, speed: float, line_freq: float, base_port: int, n_ports: int) -> None:
+    """Refuse bad numbers before anything listens or is written (one line each, exit 2)."""
+    from hil.errors import UserError
+
+    if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
+        raise UserError(f"--sigma {sigma}: expected a finite read-noise level >= 0 (V)")
+    if not (math.isfinite(speed) and speed > 0):
+        raise UserError(f"--speed {speed}: expected a finite factor > 0 (1: real time)")
+    if line_freq not in (50.0, 60.0):
+        raise UserError(f"--line-freq {line_freq}: expected 50 or 60 (Hz)")
+    if base_port and not 1 <= base_port <= 65536 - n_ports:
+        raise UserError(f"--base-port {base_port}: expected 1..{65536 - n_ports} (one TCP port per instrument, "
+                        f"{n_ports} here, at most 65535), or 0 for free ports")
+
+
 def register(app: typer.Typer) -> None:
     """Add the `emulate` command to the `hil` application."""
 
@@ -80,6 +96,10 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="first TCP port (one per instrument, in station order); 0: any free ports")
         ] = 0,
         duration_s: Annotated[float, typer.Option(help="stop after this many seconds (0: until Ctrl-C)")] = 0.0,
+        speed: Annotated[
+            float, typer.Option(help="run the instruments' clock this many times faster than real time (CI)")
+        ] = 1.0,
+        line_freq: Annotated[float, typer.Option(help="mains frequency the instruments see (Hz): 50 or 60")] = 60.0,
         fault: Annotated[
             list[str] | None,
             typer.Option(help="inject a fault: INSTRUMENT:KIND[:key=value,...], e.g. daq:delay:on=READ,after=5,"
@@ -92,12 +112,19 @@ def register(app: typer.Typer) -> None:
         from hil.station import load_station
 
         st = load_station(station)
+        check_options(sigma, speed, line_freq, base_port, len(st.instruments))
         spec, run_seed = _twin_spec(config, sigma, seed)
         ports = {name: base_port + i for i, name in enumerate(st.instruments)} if base_port else None
         stop = threading.Event()
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with Emulator(st, spec, seed=run_seed, ports=ports) as emu:
+            emu = Emulator(st, spec, seed=run_seed, ports=ports, speed=speed, line_hz=line_freq)
+            try:
+                emu.start()  # stops what it started when a port is taken
+            except OSError as exc:
+                raise UserError(f"--base-port {base_port}: {exc.strerror}; choose other ports, or 0 for free ones") \
+                    from None
+            try:
                 for text in fault or []:
                     inst, kind, kwargs = parse_fault(text)
                     try:
@@ -106,7 +133,7 @@ def register(app: typer.Typer) -> None:
                         raise UserError(f"--fault {text!r}: {exc}") from None
                     typer.echo(f"fault: {text}")
                 typer.echo(f"emulating station {st.name!r} ({station}) on 127.0.0.1, twin {spec or 'ideal'}, "
-                           f"seed {run_seed}")
+                           f"seed {run_seed}, clock x{speed:g}, mains {line_freq:g} Hz")
                 for name, addr in emu.addresses.items():
                     typer.echo(f"  {name:10s} {st.instruments[name].kind:18s} {addr}")
                 if out is not None:
@@ -120,6 +147,8 @@ def register(app: typer.Typer) -> None:
                 end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
                 while not stop.wait(0.2) and time.monotonic() < end:
                     pass
+            finally:
+                emu.stop()
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)

@@ -20,19 +20,9 @@ import time
 
 import numpy as np
 
-from hil.simulators.emulator.scpi import (
-    DATA_OUT_OF_RANGE,
-    ILLEGAL_VALUE,
-    Instrument,
-    ScpiError,
-    block_data,
-    boolean,
-    definite_block,
-    err,
-    number,
-    split_params,
-    text,
-)
+from hil.simulators.emulator.errors import DATA_OUT_OF_RANGE, ILLEGAL_VALUE, ScpiError, err
+from hil.simulators.emulator.params import block_data, boolean, definite_block, number, split_params, text
+from hil.simulators.emulator.scpi import Instrument
 
 COMMANDS = {
     "*IDN?": "_idn", "*RST": "_rst", "*CLS": "_cls", "SYST:ERR?": "_syst_err", "BLK:CAT?": "_cat",

@@ -4,6 +4,9 @@
         emu.write_station("emu-station.yaml")        # loopback addresses, for LabCrossbar
         emu.inject("daq", "delay", on="READ?", after=3, delay_s=2.5)
         emu.model("board").outputs_on()              # what the instruments hold now
+
+Time: every instrument works on one `Clock` (`speed` emulated seconds per real second;
+1.0, the default, is the instruments' own pace) and sees mains at `line_hz`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hil.simulators.emulator.keithley2600 import Keithley2600
 from hil.simulators.emulator.scpi import Instrument
 from hil.simulators.emulator.server import InstrumentServer
 from hil.simulators.emulator.smu import Keithley2400, Keithley2450
+from hil.simulators.emulator.timing import LINE_HZ, Clock
 from hil.simulators.emulator.world import World
 from hil.simulators.twin import TwinConfig
 from hil.station import Station, load_station
@@ -58,7 +62,13 @@ class Emulator:
         seed: int = 0,
         ports: dict[str, int] | None = None,
         nodelay: bool = True,
+        speed: float = 1.0,
+        line_hz: float = LINE_HZ,
     ) -> None:
+        if line_hz not in (50.0, 60.0):
+            raise ValueError(f"line_hz must be 50 or 60, got {line_hz}")
+        self.clock = Clock(speed)
+        self.line_hz = float(line_hz)
         self.source_station = load_station(station) if isinstance(station, (str, Path)) else station
         twin_spec = dict(twin) if isinstance(twin, dict) else twin
         if isinstance(twin_spec, dict):
@@ -71,6 +81,7 @@ class Emulator:
                 model: Instrument = ConductanceBoard(name, self.world, _dac_count(self.source_station, name))
             else:
                 model = MODELS[spec.kind](name, self.world)
+            model.clock, model.line_hz = self.clock, self.line_hz
             self.models[name] = model
         self.world.instruments = self.models
         self._ports = ports or {}
@@ -79,20 +90,26 @@ class Emulator:
 
     def __repr__(self) -> str:
         where = ", ".join(f"{n}={s.address}" for n, s in self.servers.items()) or "not started"
-        return f"Emulator({self.source_station.name!r}, {where}, twin={self.world.twin!r})"
+        return (f"Emulator({self.source_station.name!r}, {where}, twin={self.world.twin!r}, "
+                f"speed={self.clock.speed:g}, line_hz={self.line_hz:g})")
 
     # --- life cycle --------------------------------------------------------------------------------
     def start(self) -> Emulator:
         try:
             for name, model in self.models.items():
-                self.servers[name] = InstrumentServer(model, self.faults, self._ports.get(name, 0),
-                                                      self._nodelay).start()
+                port = self._ports.get(name, 0)
+                try:
+                    server = InstrumentServer(model, self.faults, port, self._nodelay)
+                except OSError as exc:
+                    raise OSError(exc.errno, f"{name}: cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
+                self.servers[name] = server.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        self.clock.stop()
         for server in self.servers.values():
             server.stop()
 

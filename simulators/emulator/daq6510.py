@@ -12,19 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hil.simulators.emulator.scpi import (
-    SETTINGS_CONFLICT,
-    Instrument,
-    ScpiError,
-    TraceDataFormat,
-    channel_list,
-    err,
-    number,
-    scpi,
-    split_params,
-    text,
-    unquote,
-)
+from hil.simulators.emulator.errors import SETTINGS_CONFLICT, ScpiError, err
+from hil.simulators.emulator.params import channel_list, number, split_params, text, unquote
+from hil.simulators.emulator.readings import TraceDataFormat
+from hil.simulators.emulator.scpi import Instrument, scpi
 
 CHANNELS = {100 * s + c for s in (1, 2) for c in range(1, 61)}
 

@@ -13,18 +13,9 @@ the 34970A); a `TRIG:COUN` whose sweeps would not fit gives -222 at `INIT`.
 
 from __future__ import annotations
 
-from hil.simulators.emulator.scpi import (
-    SETTINGS_CONFLICT,
-    Instrument,
-    ScpiError,
-    boolean,
-    channel_list,
-    err,
-    number,
-    scpi,
-    split_params,
-    text,
-)
+from hil.simulators.emulator.errors import SETTINGS_CONFLICT, ScpiError, err
+from hil.simulators.emulator.params import boolean, channel_list, number, split_params, text
+from hil.simulators.emulator.scpi import Instrument, scpi
 
 SLOTS = (1, 2, 3)
 CHANNELS = {100 * s + c for s in SLOTS for c in range(1, 41)}

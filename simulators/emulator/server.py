@@ -14,7 +14,8 @@ import threading
 import time
 
 from hil.simulators.emulator.faults import FaultPlan, garble, truncate
-from hil.simulators.emulator.scpi import Instrument, split_message
+from hil.simulators.emulator.params import split_message
+from hil.simulators.emulator.scpi import Instrument
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())

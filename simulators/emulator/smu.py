@@ -14,17 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hil.simulators.emulator.scpi import (
-    Instrument,
-    ScpiError,
-    TraceDataFormat,
-    boolean,
-    number,
-    scpi,
-    split_params,
-    text,
-    unquote,
-)
+from hil.simulators.emulator.errors import ScpiError
+from hil.simulators.emulator.params import boolean, number, split_params, text, unquote
+from hil.simulators.emulator.readings import TraceDataFormat
+from hil.simulators.emulator.scpi import Instrument, scpi
 
 
 class _SCPISourceMeter(Instrument):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hil.simulators.emulator.scpi import ESR_PON, Instrument, ScpiError
+from hil.simulators.emulator.errors import ScpiError
+from hil.simulators.emulator.scpi import ESR_PON, Instrument
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<str>"[^"]*"|'[^']*')|"""

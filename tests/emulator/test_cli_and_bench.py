@@ -62,3 +62,32 @@ def test_fault_option_parses_and_bad_faults_are_one_line_errors(tmp_path, capsys
     assert hil("emulate", str(STATION), "--duration-s", "0.1", "--out", str(out), "--fault",
                "board:error:on=G:SET,code=-222") == 0
     assert load_station(out).instruments["board"].address.startswith("TCPIP0::127.0.0.1::")
+
+
+def test_hil_emulate_refuses_bad_numbers_in_one_line_and_creates_nothing(tmp_path, capsys):
+    """Before: `--sigma -1` served a station with negative noise (exit 0), `--base-port 70000` and a port in use
+    ended in an OverflowError / OSError traceback."""
+    import socket
+
+    from hilep_emulator_helpers import hil
+
+    out = tmp_path / "emulated.yaml"
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        cases = [(["--sigma", "-1"], "--sigma -1.0: expected a finite read-noise level >= 0"),
+                 (["--base-port", "70000"], "--base-port 70000: expected 1..65534"),
+                 (["--base-port", str(port)], f"board: cannot listen on 127.0.0.1:{port}"),
+                 (["--speed", "0"], "--speed 0.0: expected a finite factor > 0"),
+                 (["--line-freq", "55"], "--line-freq 55.0: expected 50 or 60")]
+        for args, expected in cases:
+            assert hil("emulate", str(STATION), "--out", str(out), "--duration-s", "0.1", *args) == 2, args
+            captured = capsys.readouterr()
+            lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+            assert len(lines) == 1 and expected in lines[0], (args, lines)
+            assert "Traceback" not in captured.err
+            assert not out.exists()
+    finally:
+        taken.close()
