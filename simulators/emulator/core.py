@@ -22,10 +22,11 @@ from hil.simulators.emulator.daq970a import DAQ970A, Agilent34970A
 from hil.simulators.emulator.daq6510 import KeithleyDAQ6510
 from hil.simulators.emulator.faults import Fault, FaultPlan
 from hil.simulators.emulator.keithley707b import Keithley707B
+from hil.simulators.emulator.keithley2400 import Keithley2400
+from hil.simulators.emulator.keithley2450 import Keithley2450
 from hil.simulators.emulator.keithley2600 import Keithley2600
 from hil.simulators.emulator.scpi import Instrument
 from hil.simulators.emulator.server import InstrumentServer
-from hil.simulators.emulator.smu import Keithley2400, Keithley2450
 from hil.simulators.emulator.timing import LINE_HZ, Clock
 from hil.simulators.emulator.world import World
 from hil.simulators.twin import TwinConfig

@@ -1,72 +1,118 @@
-"""Keithley 2600B SourceMeter (TSP): two channels, `smua` and `smub`.
+"""Keithley 2600B System SourceMeter (TSP): two channels, `smua` and `smub`, from the 2600B reference manual.
 
-Attributes per the 2600B reference manual: `smuX.source.func` (`smuX.OUTPUT_DCVOLTS`
-= 1, `smuX.OUTPUT_DCAMPS` = 0), `levelv`, `leveli`, `rangev`, `limiti`, `limitv`,
-`output` (`smuX.OUTPUT_ON` = 1, `OUTPUT_OFF` = 0), `smuX.measure.nplc`, `count`,
-`autorangev`; `smuX.measure.v(buffer)` takes `count` readings into a reading
-buffer (`smuX.nvbuffer1`, `clear()`), `smuX.measure.v()` / `.i()` return one;
-`printbuffer(start, end, buf.readings, ...)` prints the readings of several buffers
-interleaved, in `format.data` (`format.ASCII`, or `format.REAL32` / `REAL64` as `#0`
-followed by the bytes in `format.byteorder`).  A level beyond the range, or a read
-with the output off, is an error (5007 / 5042 style codes, queued like any other).
+- `smuX.source.func` (`smuX.OUTPUT_DCVOLTS` 1, `OUTPUT_DCAMPS` 0), `levelv`, `leveli`,
+  `rangev`, `rangei`, `autorangev`, `autorangei`, `limitv`, `limiti`, `output`
+  (`OUTPUT_ON` 1, `OUTPUT_OFF` 0).  Voltage ranges depend on the model that `*IDN?`
+  reports (2601B/2602B/2604B: 0.1/1/6/40 V; 2611B/2612B/2614B/2634B/2635B/2636B:
+  0.2/2/20/200 V); a level beyond a fixed range, or beyond the largest, is refused (5007).
+- `smuX.measure.nplc` (0.001..25), `count`, `autozero` (`AUTOZERO_OFF` 0, `ONCE` 1,
+  `AUTO` 2: a reference and zero with every reading, which doubles it), `rangev`,
+  `rangei`, `autorangev`, `autorangei`, `delay`; `smuX.sense`.
+- `smuX.measure.v([buf])`, `.i([buf])`, `.r()`, `.p()`, `.iv([ibuf[, vbuf]])` (returns
+  current, voltage): `count` readings each, into the buffers when given (the last
+  returned otherwise); sensing current reads the current the load draws when sourcing
+  volts, never the source level.  A read with the output off is 5042.
+- Reading buffers `smuX.nvbuffer1`/`2`: `.n`, `.capacity`, `.readings`, `.sourcevalues`,
+  `.timestamps` (emulated seconds), `.appendmode`, `.collectsourcevalues`,
+  `.collecttimestamps`, `.clear()`, `buf[i]` (1-based reading).
+- `printbuffer(start, end, buf, ...)` prints buffers interleaved, in `format.data`
+  (`format.ASCII`, or `format.REAL32` / `REAL64` as `#0` and the bytes in `format.byteorder`);
+  `smuX.reset()`, `reset()`; `localnode.model`, `.linefreq` and `errorqueue` come from `tsp.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hil.simulators.emulator.readings import auto_range, overload
+from hil.simulators.emulator.timing import reading_s
 from hil.simulators.emulator.tsp import TspError, TspInstrument
 
 CONSTANTS = {
-    "OUTPUT_DCAMPS": 0.0, "OUTPUT_DCVOLTS": 1.0, "OUTPUT_OFF": 0.0, "OUTPUT_ON": 1.0,
-    "AUTORANGE_OFF": 0.0, "AUTORANGE_ON": 1.0, "ENABLE": 1.0, "DISABLE": 0.0,
+    "OUTPUT_DCAMPS": 0.0, "OUTPUT_DCVOLTS": 1.0, "OUTPUT_OFF": 0.0, "OUTPUT_ON": 1.0, "OUTPUT_HIGH_Z": 2.0,
+    "AUTORANGE_OFF": 0.0, "AUTORANGE_ON": 1.0, "ENABLE": 1.0, "DISABLE": 0.0, "AUTOZERO_OFF": 0.0,
+    "AUTOZERO_ONCE": 1.0, "AUTOZERO_AUTO": 2.0, "SENSE_LOCAL": 0.0, "SENSE_REMOTE": 1.0, "SENSE_CALA": 3.0,
+    "DELAY_AUTO": -1.0, "DELAY_OFF": 0.0,
 }
 FORMAT = {"format.ASCII": 1.0, "format.SREAL": 2.0, "format.REAL": 3.0, "format.REAL32": 2.0,
           "format.REAL64": 3.0, "format.NORMAL": 0.0, "format.BIGENDIAN": 0.0, "format.NETWORK": 0.0,
           "format.SWAPPED": 1.0, "format.LITTLEENDIAN": 1.0}
-V_RANGES = (0.1, 1.0, 6.0, 40.0)
+V_RANGES = {"2601B": (0.1, 1.0, 6.0, 40.0), "2602B": (0.1, 1.0, 6.0, 40.0), "2604B": (0.1, 1.0, 6.0, 40.0),
+            "2611B": (0.2, 2.0, 20.0, 200.0), "2612B": (0.2, 2.0, 20.0, 200.0), "2614B": (0.2, 2.0, 20.0, 200.0),
+            "2634B": (0.2, 2.0, 20.0, 200.0), "2635B": (0.2, 2.0, 20.0, 200.0), "2636B": (0.2, 2.0, 20.0, 200.0)}
+I_RANGES = (1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1.5)
+ATTRS = {"source.func": "func", "source.levelv": "levelv", "source.leveli": "leveli", "source.rangev": "rangev",
+         "source.rangei": "rangei", "source.autorangev": "src_autov", "source.autorangei": "src_autoi",
+         "source.limitv": "limitv", "source.limiti": "limiti", "source.output": "output",
+         "measure.nplc": "nplc", "measure.count": "count", "measure.autozero": "autozero",
+         "measure.rangev": "mrangev", "measure.rangei": "mrangei", "measure.autorangev": "autorangev",
+         "measure.autorangei": "autorangei", "measure.delay": "mdelay", "sense": "sense"}
+BUFFER_ATTRS = ("appendmode", "collectsourcevalues", "collecttimestamps")
 
 
-@dataclass(frozen=True)
-class _Buffer:
-    """A reading buffer named in a TSP expression: `smua.nvbuffer1` or its `.readings`."""
+class NvBuffer:
+    """A reading buffer: readings, source values and timestamps."""
 
-    what: str  # "buffer" | "readings"
-    channel: str
+    capacity = 100_000
+
+    def __init__(self, channel: str, name: str) -> None:
+        self.channel, self.name = channel, name
+        self.appendmode, self.collectsourcevalues, self.collecttimestamps = 0.0, 0.0, 1.0
+        self.clear()
+
+    def clear(self) -> None:
+        self.readings: list[float] = []
+        self.sourcevalues: list[float] = []
+        self.timestamps: list[float] = []
+
+    def add(self, readings: np.ndarray, source: float, times: np.ndarray) -> None:
+        if not self.appendmode:
+            self.clear()
+        self.readings = (self.readings + [float(v) for v in readings])[-self.capacity :]
+        self.sourcevalues = (self.sourcevalues + [source] * len(readings))[-self.capacity :]
+        self.timestamps = (self.timestamps + [float(t) for t in times])[-self.capacity :]
 
 
-class _Channel:
-    def __init__(self) -> None:
-        self.func = 1.0
-        self.levelv = 0.0
-        self.leveli = 0.0
-        self.rangev = 40.0
-        self.limiti = 1e-4
-        self.limitv = 40.0
-        self.output = 0.0
-        self.nplc = 1.0
-        self.count = 1.0
-        self.autorangev = 1.0
-        self.buffer: list[float] = []
+class Column:
+    """`buf.readings`, `.sourcevalues` or `.timestamps` named in an expression."""
+
+    def __init__(self, buffer: NvBuffer, what: str) -> None:
+        self.buffer, self.what = buffer, what
+
+    def values(self) -> list[float]:
+        return getattr(self.buffer, self.what)
+
+
+class Channel:
+    def __init__(self, key: str, v_top: float) -> None:
+        self.func, self.levelv, self.leveli, self.rangev, self.rangei = 1.0, 0.0, 0.0, v_top, 1e-4
+        self.src_autov = self.src_autoi = 1.0
+        self.limitv, self.limiti, self.output = v_top, 1e-4, 0.0
+        self.nplc, self.count, self.autozero, self.mdelay, self.sense = 1.0, 1.0, 2.0, -1.0, 0.0
+        self.mrangev, self.mrangei, self.autorangev, self.autorangei = v_top, 1e-4, 1.0, 1.0
+        self.buffers = {"nvbuffer1": NvBuffer(key, "nvbuffer1"), "nvbuffer2": NvBuffer(key, "nvbuffer2")}
 
 
 class Keithley2600(TspInstrument):
     kind = "keithley2600"
-    idn = "Keithley Instruments Inc., Model 2636B, EMU0001, 3.2.2"
     queue_size = 32
 
+    def __init__(self, name: str, world: Any = None, model: str = "2636B", **kwargs: Any) -> None:
+        if model not in V_RANGES:
+            raise ValueError(f"unknown 2600B model {model!r} (have {', '.join(V_RANGES)})")
+        self.model_name, self.v_ranges = model, V_RANGES[model]
+        self.idn = f"Keithley Instruments Inc., Model {model}, EMU0001, 3.2.2"
+        super().__init__(name, world, **kwargs)
+
     def reset(self) -> None:
-        self.ch = {"a": _Channel(), "b": _Channel()}
-        self.format_data = 1.0
-        self.byteorder = 1.0
-        self.asciiprecision = 6.0
+        self.ch = {k: Channel(k, self.v_ranges[-1]) for k in ("a", "b")}
+        self.format_data, self.byteorder = 1.0, 1.0
 
     def source_level(self, channel: str) -> float:
         c = self.ch.get(channel)
-        return c.levelv if c is not None and c.output and c.func == 1.0 else 0.0
+        return c.levelv if c is not None and c.output == 1.0 and c.func == 1.0 else 0.0
 
     def outputs_on(self) -> dict[str, bool]:
         return {k: bool(c.output) for k, c in self.ch.items()}
@@ -81,98 +127,141 @@ class Keithley2600(TspInstrument):
                 c.levelv = 0.0
             self.push_error(5065, "I limit exceeded; output off")
 
-    def _split(self, name: str) -> tuple[_Channel, str, str]:
+    def _split(self, name: str) -> tuple[Channel, str, str]:
         parts = name.split(".", 1)
         if not parts[0].startswith("smu") or parts[0][3:] not in self.ch or len(parts) < 2:
             raise TspError(-286, f"TSP Runtime error at line 1: attempt to index a nil value ({name})")
         return self.ch[parts[0][3:]], parts[0][3:], parts[1]
 
+    # --- attributes -------------------------------------------------------------------------------
     def get(self, name: str) -> Any:
         if name in FORMAT:
             return FORMAT[name]
-        if name == "format.data":
-            return self.format_data
-        if name.startswith("errorqueue."):
-            return self.get_common(name)
+        if name in ("format.data", "format.byteorder"):
+            return self.format_data if name == "format.data" else self.byteorder
+        if not name.startswith("smu"):
+            return super().get(name)
         c, _, attr = self._split(name)
         if attr in CONSTANTS:
             return CONSTANTS[attr]
-        key = {"source.func": "func", "source.levelv": "levelv", "source.leveli": "leveli",
-               "source.rangev": "rangev", "source.limiti": "limiti", "source.limitv": "limitv",
-               "source.output": "output", "measure.nplc": "nplc", "measure.count": "count",
-               "measure.autorangev": "autorangev"}.get(attr)
-        if key is not None:
-            return getattr(c, key)
-        if attr in ("nvbuffer1", "nvbuffer2"):
-            return _Buffer("buffer", name.split(".")[0][3:])
-        if attr in ("nvbuffer1.readings", "nvbuffer2.readings"):
-            return _Buffer("readings", name.split(".")[0][3:])
-        if attr in ("nvbuffer1.n", "nvbuffer2.n"):
-            return float(len(c.buffer))
+        if attr in ATTRS:
+            return getattr(c, ATTRS[attr])
+        buf, _, field = attr.partition(".")
+        if buf in c.buffers:
+            b = c.buffers[buf]
+            if not field:
+                return b
+            if field in ("readings", "sourcevalues", "timestamps"):
+                return Column(b, field)
+            if field == "n":
+                return float(len(b.readings))
+            if field == "capacity":
+                return float(b.capacity)
+            if field in BUFFER_ATTRS:
+                return getattr(b, field)
         return super().get(name)
 
     def set(self, name: str, value: Any) -> None:
-        if name == "format.data":
-            if value not in (1.0, 2.0, 3.0):
+        if name in ("format.data", "format.byteorder"):
+            if name == "format.data" and value not in (1.0, 2.0, 3.0):
                 raise TspError(5007, "Parameter error; format.data")
-            self.format_data = value
+            setattr(self, "format_data" if name == "format.data" else "byteorder", float(value))
             return
-        if name == "format.byteorder":
-            self.byteorder = float(value)
-            return
-        if name == "format.asciiprecision":
-            self.asciiprecision = float(value)
+        if not name.startswith("smu"):
+            super().set(name, value)
             return
         c, _, attr = self._split(name)
         if not isinstance(value, float):
             raise TspError(-286, f"TSP Runtime error at line 1: bad value for {name}")
-        if attr == "source.levelv":
-            if abs(value) > c.rangev * 1.01:
-                raise TspError(5007, f"Parameter error; levelv {value:g} beyond range {c.rangev:g}")
-            c.levelv = value
-        elif attr == "source.rangev":
-            if abs(value) > V_RANGES[-1] * 1.01:
-                raise TspError(5007, "Parameter error; rangev")
-            c.rangev = next(r for r in V_RANGES if r * 1.01 >= abs(value))
-        elif attr in ("source.func", "source.leveli", "source.limiti", "source.limitv", "source.output",
-                      "measure.nplc", "measure.count", "measure.autorangev"):
-            if attr == "measure.count" and not 1 <= value <= 60_000:
-                raise TspError(5007, "Parameter error; count")
-            if attr == "measure.nplc" and not 0.001 <= value <= 25:
-                raise TspError(5007, "Parameter error; nplc")
-            setattr(c, {"source.func": "func", "source.leveli": "leveli", "source.limiti": "limiti",
-                        "source.limitv": "limitv", "source.output": "output", "measure.nplc": "nplc",
-                        "measure.count": "count", "measure.autorangev": "autorangev"}[attr], value)
-        else:
+        buf, _, field = attr.partition(".")
+        if buf in c.buffers and field in BUFFER_ATTRS:
+            setattr(c.buffers[buf], field, value)
+            return
+        if attr not in ATTRS:
             super().set(name, value)
+            return
+        self._check(c, attr, value)
+        setattr(c, ATTRS[attr], value)
 
-    def _read_v(self, key: str, n: int) -> np.ndarray:
+    def _check(self, c: Channel, attr: str, value: float) -> None:
+        """Refuse what the instrument refuses, and move ranges as autorange would."""
+        top = self.v_ranges[-1]
+        if attr == "source.levelv":
+            limit = top if c.src_autov else c.rangev
+            if abs(value) > limit * 1.01:
+                raise TspError(5007, f"Parameter error; levelv {value:g} beyond range {limit:g}")
+            if c.src_autov:
+                c.rangev = auto_range(value, self.v_ranges, 1.01)
+        elif attr == "source.leveli" and abs(value) > (I_RANGES[-1] if c.src_autoi else c.rangei) * 1.01:
+            raise TspError(5007, f"Parameter error; leveli {value:g} beyond range")
+        elif attr in ("source.rangev", "measure.rangev"):
+            if abs(value) > top * 1.01:
+                raise TspError(5007, f"Parameter error; {attr.split('.')[0]}.rangev {value:g} above {top:g} V")
+            c.src_autov = 0.0 if attr == "source.rangev" else c.src_autov
+        elif attr == "measure.count" and not 1 <= value <= 60_000:
+            raise TspError(5007, "Parameter error; count")
+        elif attr == "measure.nplc" and not 0.001 <= value <= 25:
+            raise TspError(5007, "Parameter error; nplc")
+        elif attr == "measure.autozero" and value not in (0.0, 1.0, 2.0):
+            raise TspError(5007, "Parameter error; autozero")
+        elif attr == "source.output" and value not in (0.0, 1.0, 2.0):
+            raise TspError(5007, "Parameter error; output")
+
+    def index(self, value: Any, key: Any) -> Any:
+        values = value.readings if isinstance(value, NvBuffer) else value.values() if isinstance(value, Column) \
+            else None
+        if values is None or not isinstance(key, float):
+            return super().index(value, key)
+        i = int(key)
+        return values[i - 1] if 1 <= i <= len(values) else None
+
+    # --- measurements -------------------------------------------------------------------------------
+    def _values(self, key: str, what: str, n: int) -> np.ndarray:
+        """n readings of `what` ("v" or "i") on channel `key`, ranged (+9.9E+37 beyond a fixed range)."""
         c = self.ch[key]
-        if not c.output:
+        if c.output != 1.0:
             raise TspError(5042, f"Cannot perform requested operation while output is off (smu{key})")
-        if c.func == 1.0:
-            return np.full(n, c.levelv)
-        return self.world.read(self.name, [key], n)[:, 0]
+        if what == "v":
+            if c.func == 1.0:
+                values = np.full(n, c.levelv)
+            else:
+                values = self.world.read(self.name, [key], n)[:, 0] if self.world is not None else np.zeros(n)
+            rng = c.rangev if c.func == 1.0 else (self.v_ranges[-1] if c.autorangev else c.mrangev)
+            return overload(values, rng, 1.01)
+        if c.func == 0.0:
+            return np.full(n, c.leveli)
+        i = self.world.current(self.name, key, c.levelv) if self.world is not None else 0.0
+        return overload(np.full(n, i), I_RANGES[-1] if c.autorangei else c.mrangei, 1.01)
+
+    def _measure(self, key: str, whats: str, bufs: list[Any]) -> Any:
+        c = self.ch[key]
+        n = int(c.count)
+        per = reading_s(self.kind, c.nplc, self.line_hz, c.autozero == 2.0) * len(whats)
+        start = self.clock.now()
+        values = {w: self._values(key, w, n) for w in whats}
+        self.work(n * per)
+        times = start + per * np.arange(1, n + 1)
+        for w, buf in zip(whats, bufs):
+            if isinstance(buf, NvBuffer):
+                buf.add(values[w], c.levelv if c.func == 1.0 else c.leveli, times)
+        last = tuple(float(values[w][-1]) for w in whats)
+        return last if len(last) > 1 else last[0]
 
     def call(self, name: str, args: list[Any]) -> Any:
         if name.startswith("smu") and "." in name:
             c, key, attr = self._split(name)
-            if attr in ("nvbuffer1.clear", "nvbuffer2.clear"):
-                c.buffer = []
+            buf, _, method = attr.partition(".")
+            if buf in c.buffers and method == "clear":
+                c.buffers[buf].clear()
                 return None
-            if attr == "measure.v":
-                n = int(c.count)
-                values = self._read_v(key, n)
-                if args and isinstance(args[0], _Buffer) and args[0].what == "buffer":
-                    self.ch[args[0].channel].buffer.extend(float(v) for v in values)
-                    return None
-                return float(values[-1])
-            if attr == "measure.i":
-                if not c.output:
-                    raise TspError(5042, f"Cannot perform requested operation while output is off (smu{key})")
-                if self.world is not None and self.world.pulse_smu == (self.name, key) and c.func == 1.0:
-                    return self.world.cell_current(c.levelv)
-                return 0.0
+            if attr in ("measure.v", "measure.i", "measure.iv"):
+                return self._measure(key, attr.split(".")[1], args)
+            if attr in ("measure.r", "measure.p"):
+                v, i = self._measure(key, "vi", [])
+                return (v / i if i else 9.91e37) if attr == "measure.r" else v * i
+            if attr == "reset":
+                self.ch[key] = Channel(key, self.v_ranges[-1])
+                return None
         if name == "printbuffer":
             return self._printbuffer(args)
         if name == "delay" and self.world is not None and self.world.pulse_smu is not None:
@@ -180,21 +269,20 @@ class Keithley2600(TspInstrument):
             c = self.ch.get(key)
             if inst == self.name and c is not None and c.output and c.func == 1.0 and c.levelv != 0.0:
                 self.world.pulse(c.levelv, float(args[0]) if args else 0.0)  # the level held for the delay
-            return None
         return super().call(name, args)
 
     def _printbuffer(self, args: list[Any]) -> None:
-        if len(args) < 3:
+        if len(args) < 3 or not all(isinstance(a, float) for a in args[:2]):
             raise TspError(-286, "TSP Runtime error at line 1: bad argument #3 to 'printbuffer'")
         start, end = int(args[0]), int(args[1])
         cols = []
         for a in args[2:]:
-            if not (isinstance(a, _Buffer) and a.what == "readings"):
+            if not isinstance(a, (NvBuffer, Column)):
                 raise TspError(-286, "TSP Runtime error at line 1: bad argument to 'printbuffer'")
-            buf = self.ch[a.channel].buffer
-            if end > len(buf) or start < 1:
+            values = a.readings if isinstance(a, NvBuffer) else a.values()
+            if end > len(values) or start < 1 or start > end:
                 raise TspError(-286, "TSP Runtime error at line 1: index out of range in 'printbuffer'")
-            cols.append(buf[start - 1 : end])
+            cols.append(values[start - 1 : end])
         values = np.array(cols).T.reshape(-1)  # interleaved: reading i of every buffer, then i+1
         if self.format_data == 1.0:
             digits = int(self.asciiprecision)

@@ -63,3 +63,27 @@ class TraceDataFormat:
             return ",".join(f"{v:.9E}" for v in values)
         dt = ("<" if self.swapped else ">") + ("f4" if self.fmt == "SRE" else "f8")
         return definite_block(np.asarray(values, dtype=np.float64).astype(dt).tobytes())
+
+
+class Acquisition:
+    """Readings a trigger model started at `start` (emulated s): reading k is ready at start + (k + 1) * per.
+
+    The values are drawn at the start (the world's state then); what a client can fetch
+    at time t is what the instrument has finished by t.
+    """
+
+    def __init__(self, rows: np.ndarray, start: float, per: float) -> None:
+        self.rows, self.start, self.per = rows, start, per
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.rows) * self.per
+
+    def done(self, now: float) -> int:
+        if self.per <= 0:
+            return len(self.rows)
+        return int(min(len(self.rows), max(0.0, (now - self.start) / self.per + 1e-9)))
+
+    def stop(self, now: float) -> None:
+        """ABORt: keep what was finished."""
+        self.rows = self.rows[: self.done(now)]

@@ -1,13 +1,19 @@
-"""Keithley 2400 and 2450 SourceMeters (SCPI), one channel each.
+"""What the Keithley 2400 and 2450 SourceMeters share: a source, a measurement of the terminals, time.
 
-State per the reference manuals: source function (VOLT or CURR), levels, range,
-compliance (2400 `:SENS:CURR:PROT`, `:SENS:VOLT:PROT`; 2450 `:SOUR:VOLT:ILIM`,
-`:SOUR:CURR:VLIM`), output on/off (the 2400's output-off state is NORMal: 0 V),
-NPLC, data format, the reading buffer and the trigger count.  A reading is the
-voltage at the terminals: the source level when sourcing volts, else the node
-voltage the station wires the SMU to.  A level beyond the source range gives
--222; `:INIT` with the output off gives the 2400's +803 "Output disabled".
-`trip()` is a compliance trip: output off, level 0, an error queued.
+From the reference manuals (2400 Series User's Manual, SCPI chapters; 2450 Reference
+Manual, SCPI command reference), which write these commands alike:
+
+- the source: `SOURce:FUNCtion VOLTage|CURRent`, its level, range (fixed, or
+  `:RANGe:AUTO ON`: the range follows the level) and limit; a level beyond a fixed
+  range is -222 and is not applied;
+- the measurement reads what the terminals hold: sourcing volts, the voltage is the
+  level and the current what the load draws (`World.current`); sourcing amps, the
+  current is the level and the voltage what the wired node settles at;
+- `[SENSe:]VOLTage|CURRent:RANGe[:UPPer]`, `:RANGe:AUTO`, `:NPLCycles`: a reading
+  beyond a fixed measurement range is +9.9E+37 (the source range bounds the sourced
+  quantity); ranges over-range by 5 %;
+- one trigger takes the source delay, the trigger delay, and one integration of NPLC
+  line cycles per function measured (doubled with autozero on), see `timing.py`.
 """
 
 from __future__ import annotations
@@ -15,73 +21,170 @@ from __future__ import annotations
 import numpy as np
 
 from hil.simulators.emulator.errors import ScpiError
-from hil.simulators.emulator.params import boolean, number, split_params, text, unquote
-from hil.simulators.emulator.readings import TraceDataFormat
+from hil.simulators.emulator.params import boolean, number, text
+from hil.simulators.emulator.readings import auto_range, overload
 from hil.simulators.emulator.scpi import Instrument, scpi
+from hil.simulators.emulator.timing import SOURCE_DELAY_S, reading_s
+
+FUNCS = {"VOLT": "VOLT", "VOLTAGE": "VOLT", "CURR": "CURR", "CURRENT": "CURR"}
 
 
-class _SCPISourceMeter(Instrument):
-    v_ranges = (0.2, 2.0, 20.0, 200.0)
+def function(raw: bytes) -> str:
+    t = text(raw).upper().strip("'\"").split(":")[0]
+    if t not in FUNCS:
+        raise ScpiError(-224, f"Illegal parameter value; function {t[:10]}")
+    return FUNCS[t]
+
+
+class SourceMeter(Instrument):
+    """One SMU channel; subclasses add their limit, buffer, trigger and format commands."""
+
+    v_ranges: tuple[float, ...] = (0.2, 2.0, 20.0, 200.0)
+    i_ranges: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    over = 1.05
+    output_off_error: tuple[int, str] = (-221, "Settings conflict; output off")
+    trip_error: tuple[int, str] = (-222, "Data out of range; compliance trip, output off")
 
     def reset(self) -> None:
         self.func = "VOLT"
-        self.level_v = 0.0
-        self.level_i = 0.0
-        self.v_range = 20.0
+        self.level = {"VOLT": 0.0, "CURR": 0.0}
+        self.src_range = {"VOLT": 20.0, "CURR": 1e-4}
+        self.src_auto = {"VOLT": True, "CURR": True}
         self.i_limit = 1.05e-4
-        self.v_limit = 20.0
+        self.v_limit = 21.0
+        self.meas_range = {"VOLT": 20.0, "CURR": 1e-4}
+        self.meas_auto = {"VOLT": True, "CURR": True}
+        self.nplc = {"VOLT": 1.0, "CURR": 1.0}
+        self.autozero = True
+        self.sense = ["CURR"]
         self.output = False
-        self.nplc = 1.0
-        self.sense = "CURR"
-        self.count = 1
-        self.buffer: list[float] = []
+        self.source_delay = SOURCE_DELAY_S
+        self.source_delay_auto = True
+        self.trig_delay = 0.0
+
+    def ranges(self, fn: str) -> tuple[float, ...]:
+        return self.v_ranges if fn == "VOLT" else self.i_ranges
+
+    # --- state seen by the world and the tests ----------------------------------------------------
+    @property
+    def level_v(self) -> float:
+        return self.level["VOLT"]
 
     def source_level(self, channel: str) -> float:
-        return self.level_v if (self.output and self.func == "VOLT") else 0.0
+        return self.level["VOLT"] if (self.output and self.func == "VOLT") else 0.0
 
     def outputs_on(self) -> dict[str, bool]:
         return {"": self.output}
 
     def levels(self) -> dict[str, float]:
-        return {"": self.level_v}
+        return {"": self.level["VOLT"]}
 
     def trip(self) -> None:
         with self.lock:
             self.output = False
-            self.level_v = 0.0
+            self.level["VOLT"] = 0.0
             self.push_error(*self.trip_error)
 
-    def _reading(self, n: int) -> np.ndarray:
+    # --- measurement --------------------------------------------------------------------------------
+    def terminals(self, n: int) -> dict[str, np.ndarray]:
+        """n measurements of voltage and current at the terminals (before ranging)."""
         if not self.output:
             raise ScpiError(*self.output_off_error)
+        lvl = self.level[self.func]
         if self.func == "VOLT":
-            return np.full(n, self.level_v)
-        return self.world.read(self.name, [""], n)[:, 0]
+            i = self.world.current(self.name, "", lvl) if self.world is not None else 0.0
+            return {"VOLT": np.full(n, lvl), "CURR": np.full(n, i)}
+        v = self.world.read(self.name, [""], n)[:, 0] if self.world is not None else np.zeros(n)
+        return {"VOLT": v, "CURR": np.full(n, lvl)}
+
+    def measured(self, n: int) -> dict[str, np.ndarray]:
+        """The readings of n triggers: each function in its range, +9.9E+37 beyond a fixed one."""
+        out = {}
+        for fn, values in self.terminals(n).items():
+            if fn == self.func:
+                rng = auto_range(max(abs(values).max(), 0.0), self.ranges(fn), self.over) \
+                    if self.src_auto[fn] else self.src_range[fn]
+            elif self.meas_auto[fn]:
+                rng = self.ranges(fn)[-1]
+            else:
+                rng = self.meas_range[fn]
+            out[fn] = overload(values, rng, self.over)
+        return out
+
+    def trigger_s(self) -> float:
+        """Emulated duration of one trigger: delays, then one integration per function measured."""
+        delay = (SOURCE_DELAY_S if self.source_delay_auto else self.source_delay) + self.trig_delay
+        return delay + sum(reading_s(self.kind, self.nplc[fn], self.line_hz, self.autozero) for fn in self.sense)
 
     # --- source ---------------------------------------------------------------------------------
     @scpi("SOURce:FUNCtion[:MODE]")
     def _func(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        if t not in ("VOLT", "VOLTAGE", "CURR", "CURRENT"):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.func = t[:4]
+        self.func = function(raw)
+
+    @scpi("SOURce:FUNCtion[:MODE]?")
+    def _func_q(self, raw: bytes) -> str:
+        return self.func
+
+    def _set_level(self, fn: str, raw: bytes) -> None:
+        top = self.ranges(fn)[-1] if self.src_auto[fn] else self.src_range[fn]
+        value = number(text(raw), -top * self.over, top * self.over)
+        if self.src_auto[fn]:
+            self.src_range[fn] = auto_range(value, self.ranges(fn), self.over)
+        self.level[fn] = value
 
     @scpi("SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]")
     def _volt(self, raw: bytes) -> None:
-        self.level_v = number(text(raw), -self.v_range * 1.05, self.v_range * 1.05)
+        self._set_level("VOLT", raw)
 
     @scpi("SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]?")
     def _volt_q(self, raw: bytes) -> str:
-        return f"{self.level_v:+.6E}"
-
-    @scpi("SOURce:VOLTage:RANGe")
-    def _vrange(self, raw: bytes) -> None:
-        v = number(text(raw), 0.0, self.v_ranges[-1] * 1.05)
-        self.v_range = next(r for r in self.v_ranges if r * 1.05 >= v)
+        return f"{self.level['VOLT']:+.6E}"
 
     @scpi("SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]")
     def _curr(self, raw: bytes) -> None:
-        self.level_i = number(text(raw), -1.05, 1.05)
+        self._set_level("CURR", raw)
+
+    @scpi("SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]?")
+    def _curr_q(self, raw: bytes) -> str:
+        return f"{self.level['CURR']:+.6E}"
+
+    def _set_range(self, table: dict[str, float], fn: str, raw: bytes) -> None:
+        value = number(text(raw), 0.0, self.ranges(fn)[-1] * self.over)
+        table[fn] = next(r for r in self.ranges(fn) if r * self.over >= value)
+
+    @scpi("SOURce:VOLTage:RANGe")
+    def _vrange(self, raw: bytes) -> None:
+        self._set_range(self.src_range, "VOLT", raw)
+        self.src_auto["VOLT"] = False
+
+    @scpi("SOURce:VOLTage:RANGe?")
+    def _vrange_q(self, raw: bytes) -> str:
+        return f"{self.src_range['VOLT'] * self.over:+.6E}"
+
+    @scpi("SOURce:CURRent:RANGe")
+    def _irange(self, raw: bytes) -> None:
+        self._set_range(self.src_range, "CURR", raw)
+        self.src_auto["CURR"] = False
+
+    @scpi("SOURce:CURRent:RANGe?")
+    def _irange_q(self, raw: bytes) -> str:
+        return f"{self.src_range['CURR'] * self.over:+.6E}"
+
+    @scpi("SOURce:VOLTage:RANGe:AUTO")
+    def _vrange_auto(self, raw: bytes) -> None:
+        self.src_auto["VOLT"] = boolean(text(raw))
+
+    @scpi("SOURce:CURRent:RANGe:AUTO")
+    def _irange_auto(self, raw: bytes) -> None:
+        self.src_auto["CURR"] = boolean(text(raw))
+
+    @scpi("SOURce:VOLTage:RANGe:AUTO?")
+    def _vrange_auto_q(self, raw: bytes) -> str:
+        return "1" if self.src_auto["VOLT"] else "0"
+
+    @scpi("SOURce:CURRent:RANGe:AUTO?")
+    def _irange_auto_q(self, raw: bytes) -> str:
+        return "1" if self.src_auto["CURR"] else "0"
 
     @scpi("OUTPut[:STATe]")
     def _outp(self, raw: bytes) -> None:
@@ -91,188 +194,60 @@ class _SCPISourceMeter(Instrument):
     def _outp_q(self, raw: bytes) -> str:
         return "1" if self.output else "0"
 
-    @scpi("[SENSe:]FUNCtion[:ON]")
-    def _sense(self, raw: bytes) -> None:
-        t = unquote(split_params(text(raw))[0]).upper()
-        if t.startswith("VOLT"):
-            self.sense = "VOLT"
-        elif t.startswith("CURR"):
-            self.sense = "CURR"
-        else:
-            raise ScpiError(-224, "Illegal parameter value")
+    # --- measurement ranges and speed -----------------------------------------------------------
+    @scpi("[SENSe:]VOLTage[:DC]:RANGe[:UPPer]")
+    def _mvrange(self, raw: bytes) -> None:
+        self._set_range(self.meas_range, "VOLT", raw)
+        self.meas_auto["VOLT"] = False
+
+    @scpi("[SENSe:]CURRent[:DC]:RANGe[:UPPer]")
+    def _mirange(self, raw: bytes) -> None:
+        self._set_range(self.meas_range, "CURR", raw)
+        self.meas_auto["CURR"] = False
+
+    @scpi("[SENSe:]VOLTage[:DC]:RANGe[:UPPer]?")
+    def _mvrange_q(self, raw: bytes) -> str:
+        return f"{self.meas_range['VOLT'] * self.over:+.6E}"
+
+    @scpi("[SENSe:]CURRent[:DC]:RANGe[:UPPer]?")
+    def _mirange_q(self, raw: bytes) -> str:
+        return f"{self.meas_range['CURR'] * self.over:+.6E}"
+
+    @scpi("[SENSe:]VOLTage[:DC]:RANGe:AUTO")
+    def _mvauto(self, raw: bytes) -> None:
+        self.meas_auto["VOLT"] = boolean(text(raw))
+
+    @scpi("[SENSe:]CURRent[:DC]:RANGe:AUTO")
+    def _miauto(self, raw: bytes) -> None:
+        self.meas_auto["CURR"] = boolean(text(raw))
+
+    @scpi("[SENSe:]VOLTage[:DC]:RANGe:AUTO?")
+    def _mvauto_q(self, raw: bytes) -> str:
+        return "1" if self.meas_auto["VOLT"] else "0"
+
+    @scpi("[SENSe:]CURRent[:DC]:RANGe:AUTO?")
+    def _miauto_q(self, raw: bytes) -> str:
+        return "1" if self.meas_auto["CURR"] else "0"
+
+    def set_nplc(self, fn: str, value: float) -> None:
+        self.nplc[fn] = value
 
     @scpi("[SENSe:]VOLTage[:DC]:NPLCycles")
-    def _nplc(self, raw: bytes) -> None:
-        self.nplc = number(text(raw), 0.01, 10.0)
+    def _vnplc(self, raw: bytes) -> None:
+        self.set_nplc("VOLT", number(text(raw), 0.01, 10.0))
 
+    @scpi("[SENSe:]CURRent[:DC]:NPLCycles")
+    def _inplc(self, raw: bytes) -> None:
+        self.set_nplc("CURR", number(text(raw), 0.01, 10.0))
 
-class Keithley2400(_SCPISourceMeter):
-    """2400: `TRAC` buffer of up to 2500 readings, `FORM:DATA REAL,32` sends `#0` + float32 (BORD SWAP: LE)."""
+    @scpi("[SENSe:]VOLTage[:DC]:NPLCycles?")
+    def _vnplc_q(self, raw: bytes) -> str:
+        return f"{self.nplc['VOLT']:+.6E}"
 
-    kind = "keithley2400"
-    idn = "KEITHLEY INSTRUMENTS INC.,MODEL 2400,EMU0001,C32   Oct  4 2010 14:20:11/A02  /S/K"
-    no_error = '0,"No error"'
-    error_format = '{code:d},"{message}"'
-    trip_error = (-222, "Data out of range; compliance trip, output off")
-    output_off_error = (803, "Output disabled")
-    buffer_max = 2500
+    @scpi("[SENSe:]CURRent[:DC]:NPLCycles?")
+    def _inplc_q(self, raw: bytes) -> str:
+        return f"{self.nplc['CURR']:+.6E}"
 
-    def reset(self) -> None:
-        super().reset()
-        self.points = 100
-        self.feed = "SENS"
-        self.feed_control = "NEV"
-        self.fmt = "ASC"
-        self.swapped = False
-        self.elements = ["VOLT", "CURR", "RES", "TIME", "STAT"]
-
-    @scpi("SOURce:VOLTage:MODE")
-    def _mode(self, raw: bytes) -> None:
-        if text(raw).upper() not in ("FIX", "FIXED", "LIST", "SWE", "SWEEP"):
-            raise ScpiError(-224, "Illegal parameter value")
-
-    @scpi("[SENSe:]CURRent[:DC]:PROTection[:LEVel]")
-    def _iprot(self, raw: bytes) -> None:
-        self.i_limit = number(text(raw), 1e-9, 1.05)
-
-    @scpi("[SENSe:]VOLTage[:DC]:PROTection[:LEVel]")
-    def _vprot(self, raw: bytes) -> None:
-        self.v_limit = number(text(raw), 0.2, 210.0)
-
-    @scpi("FORMat:ELEMents[:SENSe1]")
-    def _elem(self, raw: bytes) -> None:
-        elems = [e.strip().upper()[:4] for e in split_params(text(raw))]
-        if not elems or any(e not in ("VOLT", "CURR", "RES", "TIME", "STAT") for e in elems):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.elements = elems
-
-    @scpi("FORMat[:DATA]")
-    def _fmt(self, raw: bytes) -> None:
-        params = [p.upper() for p in split_params(text(raw))]
-        if params[0] in ("ASC", "ASCII"):
-            self.fmt = "ASC"
-        elif params[0] in ("REAL", "SRE", "SREAL") and (params[0] != "REAL" or params[1:] in ([], ["32"])):
-            self.fmt = "REAL"
-        else:
-            raise ScpiError(-224, "Illegal parameter value")
-
-    @scpi("FORMat:BORDer")
-    def _bord(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        if t not in ("NORM", "NORMAL", "SWAP", "SWAPPED"):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.swapped = t.startswith("SWAP")
-
-    @scpi("TRACe:CLEar")
-    def _tclear(self, raw: bytes) -> None:
-        self.buffer = []
-
-    @scpi("TRACe:POINts")
-    def _tpoints(self, raw: bytes) -> None:
-        self.points = int(number(text(raw), 1, self.buffer_max))
-
-    @scpi("TRACe:POINts?")
-    def _tpoints_q(self, raw: bytes) -> str:
-        return str(self.points)
-
-    @scpi("TRACe:FEED")
-    def _tfeed(self, raw: bytes) -> None:
-        self.feed = text(raw).upper()[:4]
-
-    @scpi("TRACe:FEED:CONTrol")
-    def _tfeedc(self, raw: bytes) -> None:
-        t = text(raw).upper()
-        if t not in ("NEXT", "NEV", "NEVER"):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.feed_control = t[:4]
-
-    @scpi("TRIGger:COUNt")
-    def _tcount(self, raw: bytes) -> None:
-        self.count = int(number(text(raw), 1, 2500))
-
-    @scpi("INITiate[:IMMediate]")
-    def _init(self, raw: bytes) -> None:
-        readings = self._reading(self.count)
-        if self.feed_control == "NEXT":
-            room = self.points - len(self.buffer)
-            self.buffer.extend(float(v) for v in readings[: max(room, 0)])
-            if len(self.buffer) >= self.points:
-                self.feed_control = "NEV"
-        self.last = readings
-
-    @scpi("TRACe:DATA?")
-    def _tdata(self, raw: bytes) -> bytes | str:
-        values = np.array(self.buffer)
-        if self.fmt == "ASC":
-            return ",".join(f"{v:+.6E}" for v in values)
-        return b"#0" + values.astype("<f4" if self.swapped else ">f4").tobytes()
-
-
-class Keithley2450(TraceDataFormat, _SCPISourceMeter):
-    """2450: `defbuffer1` sized by `:TRAC:POIN`, `:COUN`, `:TRAC:TRIG`, `:TRAC:DATA? s,e,"buf",READ`."""
-
-    kind = "keithley2450"
-    idn = "KEITHLEY INSTRUMENTS,MODEL 2450,EMU0001,1.7.12b"
-    no_error = '0,"No error;0;0 0"'
-    error_format = '{code:d},"{message};1;2024/01/01 00:00:00.000"'
-    trip_error = (5074, "Output tripped; compliance, output off")
-    output_off_error = (-221, "Settings conflict; output off")
-    v_ranges = (0.02, 0.2, 2.0, 20.0, 200.0)
-
-    def reset(self) -> None:
-        super().reset()
-        self.capacity = 100_000
-        self.fmt = "ASC"
-        self.swapped = False
-
-    @scpi("SOURce:VOLTage:ILIMit[:LEVel]")
-    def _ilim(self, raw: bytes) -> None:
-        self.i_limit = number(text(raw), 1e-9, 1.05)
-
-    @scpi("SOURce:CURRent:VLIMit[:LEVel]")
-    def _vlim(self, raw: bytes) -> None:
-        self.v_limit = number(text(raw), 0.02, 210.0)
-
-    def _buffer(self, name: str) -> None:
-        if unquote(name).lower() not in ("defbuffer1", "defbuffer2"):
-            raise ScpiError(-224, f"Illegal parameter value; no buffer {name}")
-
-    @scpi("TRACe:POINts")
-    def _tpoints(self, raw: bytes) -> None:
-        params = split_params(text(raw))
-        self.capacity = int(number(params[0], 10, 11_000_000))
-        if len(params) > 1:
-            self._buffer(params[1])
-        self.buffer = []
-
-    @scpi("TRACe:CLEar")
-    def _tclear(self, raw: bytes) -> None:
-        if text(raw):
-            self._buffer(text(raw))
-        self.buffer = []
-
-    @scpi("[SENSe:]COUNt")
-    def _count(self, raw: bytes) -> None:
-        self.count = int(number(text(raw), 1, 300_000))
-
-    @scpi("TRACe:TRIGger")
-    def _ttrig(self, raw: bytes) -> None:
-        if text(raw):
-            self._buffer(text(raw))
-        readings = self._reading(self.count)
-        self.buffer = (self.buffer + [float(v) for v in readings])[-self.capacity :]
-
-    @scpi("READ?")
-    def _read(self, raw: bytes) -> str:
-        return f"{self._reading(1)[0]:+.9E}"
-
-    @scpi("TRACe:DATA?")
-    def _tdata(self, raw: bytes) -> bytes | str:
-        params = split_params(text(raw))
-        start, end = int(number(params[0], 1)), int(number(params[1], 1))
-        if len(params) > 2:
-            self._buffer(params[2])
-        if end > len(self.buffer) or start > end:
-            raise ScpiError(-222, "Data out of range; buffer index")
-        values = np.array(self.buffer[start - 1 : end])
-        return self.encode_readings(values)
+    @scpi("ABORt")
+    def _abort(self, raw: bytes) -> None:
+        self.abort()

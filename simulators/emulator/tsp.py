@@ -1,12 +1,17 @@
-"""A small interpreter of the TSP (Lua) lines hosts send to Keithley 2600B and 707B instruments.
+"""A small interpreter of the TSP (Lua 5.0) lines hosts send to Keithley 2600B and 707B instruments.
 
-Enough of the language for instrument control: assignments (`a.b=expr`, `x,y=f()`),
-calls (`f(args)`), numbers, strings, dotted names and instrument attributes, several
-statements on one line.  Names are resolved by the instrument (`get`, `set`,
-`call`); local variables live for the line.  An unknown name or a syntax error queues
--285 ("TSP syntax error") or -286 ("TSP runtime error") as the 2600B reference
-manual's error list does, and the rest of the line is skipped.  `print()` output is
-the reply; `*IDN?` and the other common commands are understood as well.
+Enough of the language for instrument control and the manuals' examples: assignments
+(`a.b = expr`, `x, y = f()`, `local v = ...`), calls, `;` or spaces between
+statements, numbers, strings, `nil`/`true`/`false`, dotted names, indexing
+(`smua.nvbuffer1[1]`), arithmetic (`+ - * / % ^`, unary minus, parentheses), `..`
+(concatenation), comparisons and `and`/`or`/`not`.  A call that ends an argument list
+or an assignment gives all its values (Lua's multiple results).  Names are resolved by
+the instrument (`get`, `set`, `call`, `index`); locals live for the line.  An unknown
+name or a syntax error queues -285 ("TSP syntax error") or -286 ("TSP runtime error")
+as the 2600B reference manual's error list does, and the rest of the line is skipped.
+`print()` writes its values separated by tabs, numbers in `format.asciiprecision`
+digits (`%.{p-1}e`, default 6: `2.50000e-01`, `1.00000e+00`);
+`*IDN?` and the other common commands are understood as well.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from hil.simulators.emulator.errors import ScpiError
 from hil.simulators.emulator.scpi import ESR_PON, Instrument
 
 _TOKEN = re.compile(
-    r"""\s*(?:(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<str>"[^"]*"|'[^']*')|"""
-    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<op>[(),=]))"""
+    r"""\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<str>"[^"]*"|'[^']*')|"""
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|"""
+    r"""(?P<op>\.\.|==|~=|<=|>=|[-+*/%^(),=\[\]<>;]))"""
 )
+KEYWORDS = {"and", "or", "not", "nil", "true", "false", "local"}
+BINARY = [("or",), ("and",), ("<", ">", "<=", ">=", "==", "~="), ("..",), ("+", "-"), ("*", "/", "%")]
 
 
 class TspError(Exception):
@@ -29,176 +37,315 @@ class TspError(Exception):
         self.code, self.message = code, message
 
 
+def syntax(near: Any) -> TspError:
+    return TspError(-285, f"TSP Syntax error at line 1: unexpected symbol near '{near}'")
+
+
 def tokenize(line: str) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
-    pos = 0
-    line = line.rstrip()
+    pos, line = 0, line.rstrip()
     while pos < len(line):
         m = _TOKEN.match(line, pos)
         if not m or m.end() == pos:
             if line[pos:].strip() == "":
                 break
-            raise TspError(-285, f"TSP Syntax error at line 1: unexpected symbol near '{line[pos:pos + 10]}'")
+            raise syntax(line[pos : pos + 10].strip())
         pos = m.end()
         if m["num"] is not None:
             out.append(("num", float(m["num"])))
         elif m["str"] is not None:
             out.append(("str", m["str"][1:-1]))
         elif m["name"] is not None:
-            out.append(("name", m["name"]))
+            out.append(("kw" if m["name"] in KEYWORDS else "name", m["name"]))
         else:
             out.append(("op", m["op"]))
     return out
 
 
+def _number(v: Any, op: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (float, str)):
+        raise TspError(-286, f"TSP Runtime error at line 1: attempt to perform arithmetic ({op}) on a "
+                             f"{'nil' if v is None else type(v).__name__} value")
+    try:
+        return float(v)
+    except ValueError:
+        raise TspError(-286, "TSP Runtime error at line 1: attempt to perform arithmetic on a string") from None
+
+
+def binary(op: str, a: Any, b: Any) -> Any:
+    if op == "..":
+        return tostring(a) + tostring(b)
+    if op in ("==", "~="):
+        return (a == b) == (op == "==")
+    if op in ("<", ">", "<=", ">="):
+        x, y = _number(a, op), _number(b, op)
+        return {"<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[op]
+    x, y = _number(a, op), _number(b, op)
+    if op in ("/", "%") and y == 0:
+        return float("nan") if op == "%" or x == 0 else float("inf") * (1 if x > 0 else -1)
+    return {"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else 0.0, "%": x % y if y else 0.0, "^": x**y}[op]
+
+
 class TspInstrument(Instrument):
-    """Base of TSP instruments: `get(name)`, `set(name, value)`, `call(name, args)` are the instrument's."""
+    """Base of TSP instruments: `get`, `set`, `call`, `index` of names are the instrument's."""
+
+    asciiprecision = 6.0
 
     def execute(self, message: bytes) -> bytes | None:
         line = message.decode("latin-1").strip()
         self.commands_seen += 1
         if line.startswith("*"):
-            common = {"*IDN?": self.idn, "*OPC?": "1", "*TST?": "0"}
-            head = line.split()[0].upper()
-            if head in common:
-                return common[head].encode() + b"\n"
-            if head == "*ESR?":
-                value, self.esr = self.esr, 0
-                return f"{value}\n".encode()
-            if head == "*CLS":
-                self.errors.clear()
-                self.esr = 0
-                return None
-            if head == "*RST":
-                self.reset()
-                return None
-            self.push_error(-285, f"TSP Syntax error; unknown common command {head}")
-            return None
+            return self._common(line.split()[0].upper())
         self.output: list[str | bytes] = []
         self.local: dict[str, Any] = {}
         try:
-            tokens = tokenize(line)
-            pos = 0
-            while pos < len(tokens):
-                pos = self._statement(tokens, pos)
-        except TspError as exc:
-            self.push_error(exc.code, exc.message)
-        except ScpiError as exc:
+            self.tokens, self.pos = tokenize(line), 0
+            while self.pos < len(self.tokens):
+                if self._peek() == ("op", ";"):
+                    self.pos += 1
+                    continue
+                self._statement()
+        except (TspError, ScpiError) as exc:
             self.push_error(exc.code, exc.message)
         if not self.output:
             return None
         return b"".join(o if isinstance(o, bytes) else o.encode("latin-1") for o in self.output) + b"\n"
 
-    # --- parser ---------------------------------------------------------------------------------
-    def _statement(self, tokens: list[tuple[str, Any]], pos: int) -> int:
-        kind, value = tokens[pos]
-        if kind != "name":
-            raise TspError(-285, f"TSP Syntax error at line 1: unexpected symbol near '{value}'")
-        targets = [value]
-        pos += 1
-        if pos < len(tokens) and tokens[pos] == ("op", "("):
-            _, pos = self._call(value, tokens, pos)
-            return pos
-        while pos < len(tokens) and tokens[pos] == ("op", ","):
-            if pos + 1 >= len(tokens) or tokens[pos + 1][0] != "name":
+    def _common(self, head: str) -> bytes | None:
+        if head in ("*IDN?", "*OPC?", "*TST?"):
+            if head == "*OPC?":
+                self.wait_idle()
+            return {"*IDN?": self.idn, "*OPC?": "1", "*TST?": "0"}[head].encode() + b"\n"
+        if head == "*ESR?":
+            value, self.esr = self.esr, 0
+            return f"{value}\n".encode()
+        if head in ("*CLS", "*RST", "*WAI"):
+            if head == "*CLS":
+                self.errors.clear()
+                self.esr = 0
+            elif head == "*RST":
+                self.reset()
+            return None
+        self.push_error(-285, f"TSP Syntax error; unknown common command {head}")
+        return None
+
+    # --- parser (recursive descent over self.tokens) ------------------------------------------------
+    def _peek(self) -> tuple[str, Any] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _take(self, op: str) -> None:
+        if self._peek() != ("op", op):
+            tok = self._peek()
+            raise TspError(-285, f"TSP Syntax error at line 1: '{op}' expected near '{tok[1] if tok else '<eof>'}'")
+        self.pos += 1
+
+    def _statement(self) -> None:
+        tok = self._peek()
+        is_local = tok == ("kw", "local")
+        if is_local:
+            self.pos += 1
+            tok = self._peek()
+        if tok is None or tok[0] != "name":
+            raise syntax(tok[1] if tok else "<eof>")
+        self.pos += 1
+        if not is_local and self._peek() == ("op", "("):
+            self._call(tok[1])
+            return
+        targets = [tok[1]]
+        while self._peek() == ("op", ","):
+            self.pos += 1
+            nxt = self._peek()
+            if nxt is None or nxt[0] != "name":
                 raise TspError(-285, "TSP Syntax error at line 1: '=' expected")
-            targets.append(tokens[pos + 1][1])
-            pos += 2
-        if pos >= len(tokens) or tokens[pos] != ("op", "="):
-            raise TspError(-285, f"TSP Syntax error at line 1: '=' expected near '{targets[-1]}'")
-        values, pos = self._expr(tokens, pos + 1)
-        if not isinstance(values, tuple):
-            values = (values,)
+            targets.append(nxt[1])
+            self.pos += 1
+        if self._peek() != ("op", "=") and is_local:
+            values: list[Any] = []
+        else:
+            self._take("=")
+            values = self._exprlist()
         for i, t in enumerate(targets):
             v = values[i] if i < len(values) else None
-            if "." in t:
+            if "." in t and not is_local and t.split(".")[0] not in self.local:
                 self.set(t, v)
             else:
                 self.local[t] = v
-        return pos
 
-    def _expr(self, tokens: list[tuple[str, Any]], pos: int) -> tuple[Any, int]:
-        if pos >= len(tokens):
-            raise TspError(-285, "TSP Syntax error at line 1: unexpected end")
-        kind, value = tokens[pos]
+    def _exprlist(self) -> list[Any]:
+        """Comma-separated expressions; the last one gives all its values when it is a call."""
+        values: list[Any] = []
+        while True:
+            v = self._expr()
+            if self._peek() == ("op", ","):
+                values.append(v[0] if isinstance(v, tuple) else v)
+                self.pos += 1
+                continue
+            values.extend(v if isinstance(v, tuple) else [v])
+            return values
+
+    def _expr(self, level: int = 0) -> Any:
+        if level == len(BINARY):
+            return self._unary()
+        left = self._expr(level + 1)
+        while (tok := self._peek()) is not None and tok[0] in ("op", "kw") and tok[1] in BINARY[level]:
+            self.pos += 1
+            if tok[1] in ("and", "or"):
+                right = self._expr(level + 1)
+                a, b = _first(left), _first(right)
+                left = (b if a not in (None, False) else a) if tok[1] == "and" else (a if a not in (None, False) else b)
+                continue
+            right = self._expr(level + 1) if tok[1] != ".." else self._expr(level)  # `..` is right-associative
+            left = binary(tok[1], _first(left), _first(right))
+        return left
+
+    def _unary(self) -> Any:
+        tok = self._peek()
+        if tok == ("op", "-"):
+            self.pos += 1
+            return -_number(_first(self._unary()), "-")
+        if tok == ("kw", "not"):
+            self.pos += 1
+            return _first(self._unary()) in (None, False)
+        base = self._primary()
+        if self._peek() == ("op", "^"):
+            self.pos += 1
+            return binary("^", _first(base), _first(self._unary()))
+        return base
+
+    def _primary(self) -> Any:
+        tok = self._peek()
+        if tok is None:
+            raise TspError(-285, "TSP Syntax error at line 1: unexpected symbol near '<eof>'")
+        self.pos += 1
+        kind, value = tok
         if kind in ("num", "str"):
-            return value, pos + 1
-        if kind == "name":
-            if pos + 1 < len(tokens) and tokens[pos + 1] == ("op", "("):
-                return self._call(value, tokens, pos + 1)
-            if value in self.local:
-                return self.local[value], pos + 1
-            if value == "nil":
-                return None, pos + 1
-            return self.get(value), pos + 1
-        raise TspError(-285, f"TSP Syntax error at line 1: unexpected symbol near '{value}'")
+            result: Any = value
+        elif kind == "kw" and value in ("nil", "true", "false"):
+            result = {"nil": None, "true": True, "false": False}[value]
+        elif tok == ("op", "("):
+            result = _first(self._expr())
+            self._take(")")
+        elif kind == "name":
+            if self._peek() == ("op", "("):
+                result = self._call(value)
+            else:
+                result = self.local[value] if value in self.local else self._get(value)
+        else:
+            raise syntax(value)
+        while self._peek() == ("op", "["):
+            self.pos += 1
+            key = _first(self._expr())
+            self._take("]")
+            result = self.index(_first(result), key)
+        return result
 
-    def _call(self, name: str, tokens: list[tuple[str, Any]], pos: int) -> tuple[Any, int]:
-        assert tokens[pos] == ("op", "(")
-        pos += 1
-        args: list[Any] = []
-        while pos < len(tokens) and tokens[pos] != ("op", ")"):
-            value, pos = self._expr(tokens, pos)
-            if isinstance(value, tuple):
-                value = value[0] if value else None
-            args.append(value)
-            if pos < len(tokens) and tokens[pos] == ("op", ","):
-                pos += 1
-        if pos >= len(tokens):
-            raise TspError(-285, "TSP Syntax error at line 1: ')' expected")
-        return self.call(name, args), pos + 1
+    def _get(self, name: str) -> Any:
+        head, _, rest = name.partition(".")
+        if head in self.local and rest:
+            raise TspError(-286, f"TSP Runtime error at line 1: attempt to index local '{head}'")
+        return self.get(name)
+
+    def _call(self, name: str) -> Any:
+        self._take("(")
+        args = [] if self._peek() == ("op", ")") else self._exprlist()
+        self._take(")")
+        return self.call(name, args)
 
     # --- built-ins --------------------------------------------------------------------------------
     def get(self, name: str) -> Any:
+        if name == "localnode.model":
+            return self.idn.split(",")[1].strip().removeprefix("Model ")
+        if name == "localnode.linefreq":
+            return float(self.line_hz)
+        if name == "localnode.serialno":
+            return self.idn.split(",")[2].strip()
+        if name == "localnode.revision":
+            return self.idn.split(",")[3].strip()
+        if name == "errorqueue.count":
+            return float(len(self.errors))
+        if name == "format.asciiprecision":
+            return self.asciiprecision
+        if name == "math.pi":
+            return 3.141592653589793
         raise TspError(-286, f"TSP Runtime error at line 1: attempt to index a nil value ({name})")
 
     def set(self, name: str, value: Any) -> None:
+        if name in ("localnode.prompts", "localnode.showerrors", "localnode.prompts4882"):
+            return  # the emulator never prompts and never prints errors unasked
+        if name == "format.asciiprecision":
+            if not isinstance(value, float) or not 1 <= value <= 16:
+                raise TspError(-286, "TSP Runtime error at line 1: asciiprecision must be 1..16")
+            self.asciiprecision = value
+            return
         raise TspError(-286, f"TSP Runtime error at line 1: attempt to index a nil value ({name})")
+
+    def index(self, value: Any, key: Any) -> Any:
+        raise TspError(-286, f"TSP Runtime error at line 1: attempt to index a {type(value).__name__} value")
 
     def call(self, name: str, args: list[Any]) -> Any:
         if name == "print":
-            self.output.append("\t".join(_tostring(a) for a in args))
+            self.output.append("\t".join(tostring(a, int(self.asciiprecision)) for a in args))
             return None
-        if name == "string.format":
-            fmt = str(args[0])
+        if name == "tostring":
+            return tostring(args[0] if args else None)
+        if name == "tonumber":
             try:
-                return re.sub(r"%(\d*)d", r"%\1d", fmt) % tuple(
-                    int(a) if isinstance(a, float) and a.is_integer() else a for a in args[1:]
-                )
-            except (TypeError, ValueError) as exc:
-                raise TspError(-286, f"TSP Runtime error at line 1: bad argument to 'format' ({exc})") from None
+                return float(args[0]) if args else None
+            except (TypeError, ValueError):
+                return None
+        if name == "string.format":
+            return _format(args)
         if name == "errorqueue.next":
             code, message = self.next_error()
             if code == 0:
                 message = "Queue Is Empty"
-            return (float(code), message, 0.0, 0.0)
+            return (float(code), message, 0.0 if code == 0 else 1.0, 0.0)
         if name == "errorqueue.clear":
             self.errors.clear()
             return None
         if name == "delay":
-            return None  # time passes instantly on the emulator
+            self.work(_number(args[0] if args else None, "delay"))
+            return None
+        if name in ("waitcomplete", "opc"):
+            self.wait_idle()
+            return None
         if name == "reset":
             self.reset()
             return None
-        raise TspError(-286, f"TSP Runtime error at line 1: attempt to call a nil value (field '{name}')")
+        if name in ("math.abs", "math.sqrt", "math.floor", "math.log10"):
+            import math
 
-    def get_common(self, name: str) -> Any:
-        if name == "errorqueue.count":
-            return float(len(self.errors))
-        raise TspError(-286, f"TSP Runtime error at line 1: attempt to index a nil value ({name})")
+            return float(getattr(math, name.split(".")[1] if name != "math.abs" else "fabs")(_number(args[0], name)))
+        raise TspError(-286, f"TSP Runtime error at line 1: attempt to call a nil value (field '{name}')")
 
     def power_cycle(self) -> None:
         with self.lock:
             self.errors.clear()
             self.esr = ESR_PON
+            self.busy_until = 0.0
+            self.asciiprecision = 6.0
             self.reset()
 
 
-def _tostring(v: Any) -> str:
+def _first(v: Any) -> Any:
+    return (v[0] if v else None) if isinstance(v, tuple) else v
+
+
+def _format(args: list[Any]) -> str:
+    fmt = str(args[0]) if args else ""
+    try:
+        return fmt % tuple(int(a) if isinstance(a, float) and a.is_integer() and re.search(r"%\d*d", fmt) else a
+                           for a in args[1:])
+    except (TypeError, ValueError) as exc:
+        raise TspError(-286, f"TSP Runtime error at line 1: bad argument to 'format' ({exc})") from None
+
+
+def tostring(v: Any, precision: int | None = None) -> str:
+    """A value as `print` writes it (numbers in `%.{precision-1}e`), or as `..` and `tostring` do (`%.14g`)."""
     if v is None:
         return "nil"
-    if isinstance(v, float):
-        return f"{v:.12g}" if not v.is_integer() or abs(v) >= 1e15 else f"{v:.12g}"
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.14g}" if precision is None else f"{v:.{max(precision - 1, 0)}e}"
     return str(v)

@@ -140,6 +140,25 @@ class World:
                 out[:, c] = m.samples[l][:, 0, j].detach().cpu().double().numpy() * self.v_unit
         return out
 
+    def current(self, instrument: str, channel: str, volts: float) -> float:
+        """Current (A) a source at `volts` on (instrument, channel) drives into what it is wired to.
+
+        The memristive cell the matrix routes to the pulse SMU, or an input node: its
+        conductances to the first layer at the present equilibrium; 0 A when unwired.
+        """
+        if self.pulse_smu == (instrument, channel):
+            return self.cell_current(volts)
+        ref = (instrument, channel)
+        if ref not in self.inputs or not self.layers:
+            return 0.0
+        i = self.inputs.index(ref)
+        with self.lock:
+            x = np.array([self._level(r) for r in self.inputs]) / self.v_unit
+            m = self.twin.measure(torch.as_tensor(x[None, :], dtype=self.twin.dtype), nudge=self._nudge())
+            g1 = self.twin.read_conductances()["G1"][i].detach().cpu().double().numpy()
+        h = m.voltages[0][0].detach().cpu().double().numpy()
+        return float(np.sum(g1 * (volts / self.v_unit - h))) * self.g_unit * self.v_unit
+
     def is_wired(self, instrument: str, channel: str) -> bool:
         return (instrument, channel) in self.node_of
 

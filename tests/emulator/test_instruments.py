@@ -100,7 +100,7 @@ def test_tsp_instruments(emu):
     smu.handle(b"smua.source.func=smua.OUTPUT_DCVOLTS smua.source.rangev=1 smua.source.levelv=0.25 "
                b"smua.source.output=smua.OUTPUT_ON")
     assert smu.outputs_on()["a"] and smu.levels()["a"] == 0.25
-    assert ask(smu, "print(smua.source.levelv)") == "0.25"
+    assert ask(smu, "print(smua.source.levelv)") == "2.50000e-01"  # print: format.asciiprecision 6, %e
     smu.handle(b"smua.source.levelv=3")
     assert ask(smu, q).startswith("5007,") and smu.levels()["a"] == 0.25
     smu.handle(b"smuc.source.levelv=0")
