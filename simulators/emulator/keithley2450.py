@@ -9,12 +9,7 @@
   `TRACe:TRIGger ["buf"]` makes COUNt readings into the buffer;
   `TRIGger:LOAD "SimpleLoop",count[,delay[,"buf"]]` then `INITiate` runs them in the
   background (`TRACe:ACTual?` grows while it runs; `ABORt` stops; `*WAI` waits).
-- Buffers: defbuffer1 and defbuffer2 (100 000 readings each), `TRACe:MAKE "name",size`,
-  `TRACe:DELete`, `TRACe:POINts size[,"buf"]` (10..; resizing clears), `TRACe:CLEar`,
-  `TRACe:ACTual[:STARt|:END]?`, `TRACe:FILL:MODE CONTinuous|ONCE`,
-  `TRACe:DATA? start,end[,"buf"[,elements]]` with elements READing, SOURce, RELative,
-  UNIT (ASCII only); `TRACe:STATistics:AVERage|MAXimum|MINimum|STDDev|PK2Pk? ["buf"]`.
-  A buffer that does not exist, or an index past the readings, is an error (-224 / -222).
+- Reading buffers (defbuffer1, `TRACe:MAKE`, `TRACe:DATA?` ...): `keithley_buffers.py`.
 - Errors read `code,"message;type;time"` (`SYSTem:ERRor?`).
 """
 
@@ -23,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from hil.simulators.emulator.errors import ScpiError
+from hil.simulators.emulator.keithley_buffers import ReadingBuffers
 from hil.simulators.emulator.params import boolean, number, split_params, text, unquote
 from hil.simulators.emulator.readings import Acquisition, TraceDataFormat
 from hil.simulators.emulator.scpi import scpi
@@ -31,24 +27,7 @@ from hil.simulators.emulator.smu import SourceMeter, function
 UNITS = {"VOLT": "Volt DC", "CURR": "Amp DC"}
 
 
-class Buffer:
-    """A reading buffer: rows of (reading, source value, relative time), and the unit of each."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity, self.fill_once = capacity, False
-        self.rows, self.units = np.zeros((0, 3)), []
-
-    def add(self, rows: np.ndarray, unit: str) -> None:
-        if self.fill_once:
-            rows = rows[: max(self.capacity - len(self.rows), 0)]
-        self.rows = np.vstack([self.rows, rows])[-self.capacity :]
-        self.units = (self.units + [unit] * len(rows))[-self.capacity :]
-
-    def clear(self) -> None:
-        self.rows, self.units = np.zeros((0, 3)), []
-
-
-class Keithley2450(TraceDataFormat, SourceMeter):
+class Keithley2450(ReadingBuffers, TraceDataFormat, SourceMeter):
     kind = "keithley2450"
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,EMU0001,1.7.12b"
     no_error = '0,"No error;0;0 0"'
@@ -56,7 +35,6 @@ class Keithley2450(TraceDataFormat, SourceMeter):
     trip_error = (5074, "Output tripped; compliance, output off")
     v_ranges = (0.02, 0.2, 2.0, 20.0, 200.0)
     i_ranges = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    memory = 11_000_000
 
     def reset(self) -> None:
         super().reset()
@@ -64,18 +42,10 @@ class Keithley2450(TraceDataFormat, SourceMeter):
         self.azero = {"VOLT": True, "CURR": True}
         self.count = 1
         self.fmt, self.swapped = "ASC", False
-        self.buffers = {"defbuffer1": Buffer(100_000), "defbuffer2": Buffer(100_000)}
+        self.reset_buffers()
         self.loop: tuple[int, float, str] | None = None
-        self.pending: tuple[Acquisition, str, str] | None = None  # running in the background: into buffer
 
     # --- readings -----------------------------------------------------------------------------
-    def buffer(self, name: str | None) -> tuple[str, Buffer]:
-        key = unquote(name or '"defbuffer1"')
-        if key not in self.buffers:
-            raise ScpiError(-224, f"Illegal parameter value; buffer {key} not found")
-        self._sync()
-        return key, self.buffers[key]
-
     def trigger_s(self) -> float:
         self.autozero = self.azero[self.sense[0]]
         return super().trigger_s()
@@ -93,32 +63,6 @@ class Keithley2450(TraceDataFormat, SourceMeter):
         self.work(n * self.trigger_s())
         buf.add(rows, UNITS[self.sense[0]])
         return rows
-
-    def _sync(self) -> None:
-        if self.pending is not None and self.pending[0].end <= self.clock.now():
-            acq, key, unit = self.pending
-            self.pending = None
-            self.buffers[key].add(acq.rows, unit)
-
-    def abort(self) -> None:
-        super().abort()
-        if self.pending is not None:
-            acq, key, unit = self.pending
-            acq.stop(self.clock.now())
-            self.pending = None
-            self.buffers[key].add(acq.rows, unit)
-
-    def encode_rows(self, rows: np.ndarray, units: list[str], elements: list[str]) -> str | bytes:
-        names = {"READ": 0, "READING": 0, "SOUR": 1, "SOURCE": 1, "REL": 2, "RELATIVE": 2, "UNIT": 3}
-        cols = [names.get(e.upper()) for e in elements] or [0]
-        if None in cols or (self.fmt != "ASC" and 3 in cols):
-            raise ScpiError(-224, "Illegal parameter value; buffer element")
-        if self.fmt != "ASC":
-            return self.encode_readings(rows[:, cols].reshape(-1))
-        out = []
-        for row, unit in zip(rows, units):
-            out.extend(unit if c == 3 else f"{row[c]:.9E}" for c in cols)
-        return ",".join(out)
 
     def _reply(self, raw: bytes, n_new: int | None) -> bytes | str:
         params = split_params(text(raw))
@@ -157,7 +101,7 @@ class Keithley2450(TraceDataFormat, SourceMeter):
 
     @scpi("[SENSe:]FUNCtion[:ON]?")
     def _sense_q(self, raw: bytes) -> str:
-        return f'"{self.sense[0]}:DC"'
+        return f"{self.sense[0]}:DC"
 
     @scpi("[SENSe:]COUNt")
     def _count(self, raw: bytes) -> None:
@@ -258,99 +202,6 @@ class Keithley2450(TraceDataFormat, SourceMeter):
     @scpi("TRACe:TRIGger")
     def _ttrig(self, raw: bytes) -> None:
         self.take(self.count, text(raw) or None)
-
-    # --- buffers ------------------------------------------------------------------------------------
-    @scpi("TRACe:MAKE")
-    def _make(self, raw: bytes) -> None:
-        params = split_params(text(raw))
-        if len(params) < 2:
-            raise ScpiError(-109, "Missing parameter")
-        name = unquote(params[0])
-        if name in self.buffers:
-            raise ScpiError(-224, f"Illegal parameter value; buffer {name} exists")
-        self.buffers[name] = Buffer(int(number(params[1], 10, self.memory)))
-
-    @scpi("TRACe:DELete")
-    def _delete(self, raw: bytes) -> None:
-        key, _ = self.buffer(text(raw))
-        if key.startswith("defbuffer"):
-            raise ScpiError(-224, f"Illegal parameter value; {key} cannot be deleted")
-        del self.buffers[key]
-
-    @scpi("TRACe:POINts")
-    def _tpoints(self, raw: bytes) -> None:
-        params = split_params(text(raw))
-        _, buf = self.buffer(params[1] if len(params) > 1 else None)
-        buf.capacity = int(number(params[0], 10, self.memory))
-        buf.clear()
-
-    @scpi("TRACe:POINts?")
-    def _tpoints_q(self, raw: bytes) -> str:
-        return str(self.buffer(text(raw) or None)[1].capacity)
-
-    @scpi("TRACe:ACTual?")
-    def _actual(self, raw: bytes) -> str:
-        key, buf = self.buffer(text(raw) or None)
-        running = self.pending[0].done(self.clock.now()) if self.pending and self.pending[1] == key else 0
-        return str(len(buf.rows) + running)
-
-    @scpi("TRACe:ACTual:STARt?")
-    def _actual_start(self, raw: bytes) -> str:
-        return "1" if len(self.buffer(text(raw) or None)[1].rows) else "0"
-
-    @scpi("TRACe:ACTual:END?")
-    def _actual_end(self, raw: bytes) -> str:
-        return str(len(self.buffer(text(raw) or None)[1].rows))
-
-    @scpi("TRACe:CLEar")
-    def _tclear(self, raw: bytes) -> None:
-        self.buffer(text(raw) or None)[1].clear()
-
-    @scpi("TRACe:FILL:MODE")
-    def _fill(self, raw: bytes) -> None:
-        params = split_params(text(raw))
-        mode = params[0].upper()
-        if mode not in ("CONT", "CONTINUOUS", "ONCE"):
-            raise ScpiError(-224, "Illegal parameter value")
-        self.buffer(params[1] if len(params) > 1 else None)[1].fill_once = mode == "ONCE"
-
-    @scpi("TRACe:DATA?")
-    def _tdata(self, raw: bytes) -> bytes | str:
-        params = split_params(text(raw))
-        if len(params) < 2:
-            raise ScpiError(-109, "Missing parameter; start and end index")
-        self.wait_idle()
-        start, end = int(number(params[0], 1)), int(number(params[1], 1))
-        _, buf = self.buffer(params[2] if len(params) > 2 else None)
-        if end > len(buf.rows) or start > end:
-            raise ScpiError(-222, f"Data out of range; buffer holds {len(buf.rows)} readings")
-        return self.encode_rows(buf.rows[start - 1 : end], buf.units[start - 1 : end], params[3:])
-
-    def _stat(self, raw: bytes, fn: object) -> str:
-        _, buf = self.buffer(text(raw) or None)
-        if not len(buf.rows):
-            return "9.9E+37"
-        return f"{fn(buf.rows[:, 0]):.9E}"  # type: ignore[operator]
-
-    @scpi("TRACe:STATistics:AVERage?")
-    def _avg(self, raw: bytes) -> str:
-        return self._stat(raw, np.mean)
-
-    @scpi("TRACe:STATistics:MAXimum?")
-    def _max(self, raw: bytes) -> str:
-        return self._stat(raw, np.max)
-
-    @scpi("TRACe:STATistics:MINimum?")
-    def _min(self, raw: bytes) -> str:
-        return self._stat(raw, np.min)
-
-    @scpi("TRACe:STATistics:STDDev?")
-    def _std(self, raw: bytes) -> str:
-        return self._stat(raw, lambda a: np.std(a, ddof=1) if len(a) > 1 else 0.0)
-
-    @scpi("TRACe:STATistics:PK2Pk?")
-    def _pk2pk(self, raw: bytes) -> str:
-        return self._stat(raw, np.ptp)
 
     @scpi("STATus:PRESet")
     def _stat_preset(self, raw: bytes) -> None:

@@ -14,6 +14,8 @@ from hil.store import Store
 DATA = Path(__file__).resolve().parent / "data"
 STATION = DATA / "station.yaml"
 RUN = DATA / "run.yaml"
+#: emulated seconds per real second in the tests (the instruments' own pace is 1)
+SPEED = 1000.0
 
 
 def wait_for(predicate, timeout_s: float = 5.0) -> bool:

@@ -20,7 +20,8 @@ HIL = shutil.which("hil") or str(sys.executable).replace("python", "hil")
 def test_hil_emulate_serves_a_station_that_labcrossbar_opens(tmp_path):
     out = tmp_path / "emulated.yaml"
     proc = subprocess.Popen([HIL, "emulate", str(STATION), "--config", str(RUN), "--out", str(out),
-                             "--duration-s", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--duration-s", "60", "--speed", "100"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: out.exists() and out.stat().st_size > 0 or proc.poll() is not None, 60)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""

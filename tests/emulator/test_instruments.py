@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 import torch
-from hilep_emulator_helpers import DATA, wait_for
+from hilep_emulator_helpers import DATA, SPEED, wait_for
 
 from hil.drivers.lab import LabCrossbar
 from hil.interface import Nudge, Topology
@@ -22,7 +22,7 @@ TOPO = Topology(layers=(4, 2, 1), g_unit=1e-4)
 
 @pytest.fixture
 def emu():
-    with Emulator(load_station(ALL), {"sigma": 0.0}) as e:
+    with Emulator(load_station(ALL), {"sigma": 0.0}, speed=SPEED) as e:
         yield e
 
 
@@ -155,7 +155,7 @@ def test_pulse_programming_of_the_memristive_station_over_the_emulator():
     station = load_station(Path(__file__).resolve().parents[2] / "protocols" / "stations" / "memristive_2600_707b.yaml")
     devices = [{"kind": "range", "g_min": 0.01, "g_max": 5.0},
                {"kind": "pulse", "alpha_set": 0.1, "alpha_reset": 0.1, "v_threshold_v": 0.5, "v_ref_v": 1.0}]
-    with Emulator(station, {"devices": devices}) as e:
+    with Emulator(station, {"devices": devices}, speed=SPEED) as e:
         with LabCrossbar(Topology(layers=(2, 2, 1)), e.station, source="memristive") as xbar:
             g = {"G1": torch.tensor([[2.0, 0.8], [1.0, 3.0]]), "G2": torch.tensor([[0.6], [1.5]])}
             report = xbar.program(g)
