@@ -95,3 +95,14 @@ def test_clock_refuses_a_speed_that_is_not_a_finite_positive_number():
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="speed"):
             Clock(bad)
+
+
+def test_timing_bench_reads_every_instrument_no_faster_than_the_model():
+    """The bench's rows (the figures of the report come from it with N = 1, 100, 5000); a sleep never ends
+    early, so an emulated read lasts at least its modelled time (the margin is the emulator's own work)."""
+    from hil.simulators.emulator.timing_bench import measure
+
+    rows = measure(3, target_s=0.02)
+    assert [r["instrument"] for r in rows] == ["keithley2400", "keithley2450", "keithley2600", "daq970a", "daq6510"]
+    for r in rows:
+        assert r["emulated_s"] >= 0.95 * r["modelled_s"] > 0, r
