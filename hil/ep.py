@@ -53,26 +53,29 @@ def ep_step_(
     """In place: `theta -= eta * grad` with grad the EP estimate from states s1 (beta_1) and s2 (beta_2).
 
     `dbeta = beta_2 - beta_1`.  With eta = -1 on zero tensors this writes the
-    gradient estimate itself (see `ep_gradient`).
+    gradient estimate itself (see `ep_gradient`).  Tensors may carry a leading
+    trial dimension (`x (T, B, n_in)`, `G (T, n_in, n_h)`): packed trials, each
+    updated exactly as it would be alone.
     """
-    batch = x.shape[0]
+    batch = x.shape[-2]
     first = [x, *s1]
     second = [x, *s2]
     for l in range(1, len(s1) + 1):
         block = params[f"G{l}"]
         u1, u2, v1, v2 = first[l - 1], second[l - 1], first[l], second[l]
         dv = v2 - v1
-        half_dv2 = -0.5 * (v2 * v2 - v1 * v1).sum(dim=0, keepdim=True)
-        ones_pre = u1.new_ones(1, u1.shape[1])
+        half_dv2 = -0.5 * (v2 * v2 - v1 * v1).sum(dim=-2, keepdim=True)
+        ones_pre = u1.new_ones(*u1.shape[:-2], 1, u1.shape[-1])
         if u1 is u2:  # clamped inputs: the u^2 terms cancel, u1 v1 - u2 v2 = u (v1 - v2)
-            left = torch.cat([u1, ones_pre])
-            right = torch.cat([dv, half_dv2])
+            left = torch.cat([u1, ones_pre], dim=-2)
+            right = torch.cat([dv, half_dv2], dim=-2)
         else:
-            half_du2 = -0.5 * (u2 * u2 - u1 * u1).sum(dim=0, keepdim=True)
-            left = torch.cat([u2, u1, half_du2, ones_pre])
-            right = torch.cat([v2, -v1, torch.ones_like(half_dv2), half_dv2])
-        block.addmm_(left.T, right, alpha=eta_w[l - 1] / (batch * dbeta))
-        params[f"b{l}"].add_(dv.sum(dim=0), alpha=eta_b[l - 1] / (batch * dbeta))
+            half_du2 = -0.5 * (u2 * u2 - u1 * u1).sum(dim=-2, keepdim=True)
+            left = torch.cat([u2, u1, half_du2, ones_pre], dim=-2)
+            right = torch.cat([v2, -v1, torch.ones_like(half_dv2), half_dv2], dim=-2)
+        update = block.baddbmm_ if block.ndim == 3 else block.addmm_
+        update(left.transpose(-1, -2), right, alpha=eta_w[l - 1] / (batch * dbeta))
+        params[f"b{l}"].add_(dv.sum(dim=-2), alpha=eta_b[l - 1] / (batch * dbeta))
 
 
 def ep_gradient(x: Tensor, s1: list[Tensor], s2: list[Tensor], dbeta: float, topology: Topology) -> dict[str, Tensor]:
@@ -156,8 +159,8 @@ class EPController:
         else:
             ep_step_(self.params, xl, v1, v2, dbeta, eta_w, eta_b)
         lo, hi = self.topology.g_min, self.topology.g_max
-        for name in self.topology.blocks:
-            self.params[name].clamp_(lo, hi)
+        for name in self.topology.blocks:  # clamp_(min=) is the same clip, 3x faster when g_max is inf
+            self.params[name].clamp_(lo, None if math.isinf(hi) else hi)
         report = self.program(self.params)
         if self.monitor is not None:
             self.monitor.add(s1, s2)

@@ -108,7 +108,9 @@ class ProgramReport:
     """What `program()` was asked for and what the device ended up holding.
 
     `achieved` may be the very tensors that were requested when the device
-    reproduced them exactly (the ideal twin); callers must not write into it.
+    reproduced them exactly (the ideal twin keeps them as its own, uncopied);
+    callers must not write into it, except to program the result right after
+    (the EP controller's in-place update).
     """
 
     requested: dict[str, Tensor]

@@ -19,6 +19,7 @@ equation, found by Newton per node inside the same block coordinate descent
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -92,7 +93,10 @@ class DRNSolver:
     `tol` is in volts (max |dV| over one sweep of both groups).  In float32 the
     fixed point is only representable to a few ULPs of the largest node voltage,
     so the tolerance is floored there; `fixed_iterations` reproduces the
-    reference DRN's fixed count instead (4 for drn-1h).
+    reference DRN's fixed count instead (4 for drn-1h) and never reads a value
+    back from the device.  With a tolerance, the residual is read back (one
+    host sync) every `check_every` sweeps only: 1 stops at the first converged
+    sweep, a larger k saves syncs (they stall a GPU) for up to k - 1 extra sweeps.
     """
 
     def __init__(
@@ -102,28 +106,33 @@ class DRNSolver:
         tol: float = 1e-6,
         max_iter: int = 100,
         fixed_iterations: int | None = None,
+        check_every: int = 1,
         diode: ShockleyDiode | None = None,
     ) -> None:
+        if check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.topology = topology
         self.diode = diode
         self.tol = tol
         self.max_iter = max_iter
         self.fixed_iterations = fixed_iterations
+        self.check_every = check_every
         self._cap_warned = False
 
     def __repr__(self) -> str:
         mode = f"fixed_iterations={self.fixed_iterations}" if self.fixed_iterations else f"tol={self.tol:g}"
+        every = f", check_every={self.check_every}" if self.check_every > 1 else ""
         diode = f", diode={self.diode!r}" if self.diode is not None else ""
-        return f"DRNSolver(layers={self.topology.layers}, {mode}, max_iter={self.max_iter}{diode})"
+        return f"DRNSolver(layers={self.topology.layers}, {mode}{every}, max_iter={self.max_iter}{diode})"
 
     @staticmethod
     def denominators(g: list[Tensor]) -> list[Tensor]:
         """Total conductance at each node of each free layer (without the nudge)."""
         dens = []
         for l in range(len(g)):
-            den = g[l].sum(dim=0)
+            den = g[l].sum(dim=-2)
             if l + 1 < len(g):
-                den = den + g[l + 1].sum(dim=1)
+                den = den + g[l + 1].sum(dim=-1)
             dens.append(den)
         return dens
 
@@ -137,11 +146,15 @@ class DRNSolver:
         nudge: Nudge | None = None,
         init: list[Tensor] | None = None,
     ) -> Equilibrium:
-        """Relax to equilibrium given `xg = x @ G1` and the per-node conductance sums."""
+        """Relax to equilibrium given `xg = x @ G1` and the per-node conductance sums.
+
+        Shapes may carry leading trial dimensions (`xg (T, B, n_1)`, `g[l] (T, n_l, n_l+1)`,
+        `b[l]`, `dens[l] (T, 1, n)`, a nudge target `(T, B, n_out)`): the packed twin
+        solves T networks at once; then a sweep is converged when every trial is.
+        """
         depth = len(g)
-        batch = xg.shape[0]
-        states = [s.clone() for s in init] if init is not None else [
-            xg.new_zeros(batch, n) for n in self.topology.layers[1:]
+        states = list(init) if init is not None else [  # never written in place: no copy needed
+            xg.new_zeros(*xg.shape[:-1], n) for n in self.topology.layers[1:]
         ]
         out_den = dens[-1]
         out_drive = b[-1]
@@ -156,7 +169,8 @@ class DRNSolver:
         converged = not check
         it = 0
         for it in range(1, n_iter + 1):  # noqa: B007 - `it` is reported below
-            delta = 0.0
+            checking = check and (it % self.check_every == 0 or it == n_iter)
+            deltas: list[Tensor] = []
             for group in groups:
                 for l in group:
                     new = self._layer_update(l, xg, g, states, b, out_drive)
@@ -165,15 +179,15 @@ class DRNSolver:
                     else:
                         new.mul_(inv_dens[l])
                     if l < depth - 1 and self.diode is None:
-                        half = new.shape[1] // 2
-                        new[:, :half].clamp_(min=0.0)
-                        new[:, half:].clamp_(max=0.0)
-                    if check:
-                        delta = max(delta, (new - states[l]).abs().max().item())
+                        half = new.shape[-1] // 2
+                        new[..., :half].clamp_(min=0.0)
+                        new[..., half:].clamp_(max=0.0)
+                    if checking:
+                        deltas.append(torch.linalg.vector_norm(new - states[l], ord=math.inf))
                     states[l] = new
-            if check:
-                residual = delta
-                if delta <= self._tolerance(states):
+            if checking:
+                residual, limit = self._residual_and_limit(deltas, states)  # the one host sync
+                if residual <= limit:
                     converged = True
                     break
         if check and not converged and not self._cap_warned:
@@ -183,23 +197,110 @@ class DRNSolver:
             self._cap_warned = True
         return Equilibrium(states=states, iterations=it, converged=converged, residual=residual)
 
+    def solve_packed(
+        self,
+        xg: Tensor,
+        g: list[Tensor],
+        b: list[Tensor],
+        dens: list[Tensor],
+        *,
+        nudge: Nudge | None = None,
+        init: list[Tensor] | None = None,
+    ) -> tuple[Equilibrium, list[int]]:
+        """`solve` for T trials at once (`xg (T, B, n_1)`, `g[l] (T, n_l, n_l+1)`, `b`, `dens (T, 1, n)`).
+
+        Each trial stops where it would stop alone: once its own residual meets its
+        own tolerance it is frozen (its states no longer change) while the others
+        sweep on, so every trial's states equal its solo solve's bit for bit.
+        Returns the states, converged when every trial is, and each trial's sweeps.
+        """
+        depth = len(g)
+        trials = xg.shape[0]
+        states = list(init) if init is not None else [xg.new_zeros(*xg.shape[:-1], n) for n in self.topology.layers[1:]]
+        out_den, out_drive = dens[-1], b[-1]
+        if nudge is not None and nudge.beta != 0.0:
+            out_den = out_den + nudge.beta
+            out_drive = out_drive + nudge.beta * nudge.target.to(xg)
+        inv_dens = [_safe_reciprocal(d) for d in dens[:-1]] + [_safe_reciprocal(out_den)]
+        groups = [range(0, depth, 2), range(1, depth, 2)]
+        n_iter = self.fixed_iterations or self.max_iter
+        check = self.fixed_iterations is None
+        done = [not check] * trials
+        sweeps = [n_iter] * trials
+        frozen: Tensor | None = None  # (T, 1, 1): trials already converged
+        for it in range(1, n_iter + 1):
+            checking = check and (it % self.check_every == 0 or it == n_iter)
+            deltas: list[Tensor] = []
+            for group in groups:
+                for l in group:
+                    new = self._layer_update(l, xg, g, states, b, out_drive)
+                    new.mul_(inv_dens[l])
+                    if l < depth - 1:
+                        half = new.shape[-1] // 2
+                        new[..., :half].clamp_(min=0.0)
+                        new[..., half:].clamp_(max=0.0)
+                    if frozen is not None:
+                        new = torch.where(frozen, states[l], new)
+                    if checking:
+                        deltas.append(torch.linalg.vector_norm(new - states[l], ord=math.inf, dim=(-2, -1)))
+                    states[l] = new
+            if checking:
+                for t, (residual, limit) in enumerate(self._packed_residuals(deltas, states)):
+                    if not done[t] and residual <= limit:
+                        done[t], sweeps[t] = True, it
+                if all(done):
+                    break
+                frozen = torch.tensor(done, device=xg.device).view(trials, 1, 1)
+        converged = all(done)
+        if not converged and not self._cap_warned:
+            log.warning("DRN solver hit its iteration cap (%d) in %d of %d packed trials",
+                        self.max_iter, done.count(False), trials)
+            self._cap_warned = True
+        return Equilibrium(states=states, iterations=max(sweeps), converged=converged, residual=float("nan")), sweeps
+
+    def _packed_residuals(self, deltas: list[Tensor], states: list[Tensor]) -> list[tuple[float, float]]:
+        """Per trial, `_residual_and_limit`'s pair, all read back in one host sync."""
+        float64 = states[0].dtype == torch.float64
+        parts = deltas if float64 else [*deltas, *(torch.linalg.vector_norm(s, ord=math.inf, dim=(-2, -1))
+                                                   for s in states)]
+        values = torch.stack(parts).T.tolist()  # (T, parts)
+        eps8 = 8.0 * torch.finfo(states[0].dtype).eps
+        out = []
+        for row in values:
+            residual = max(0.0, *row[: len(deltas)])
+            out.append((residual, self.tol if float64 else max(self.tol, eps8 * max(row[len(deltas):]))))
+        return out
+
     def _layer_update(
         self, l: int, xg: Tensor, g: list[Tensor], states: list[Tensor], b: list[Tensor], out_drive: Tensor
     ) -> Tensor:
         """Current pushed into layer l+1 by its neighbours and its bias (before dividing)."""
         depth = len(g)
         drive = out_drive if l == depth - 1 else b[l]
+        if xg.ndim == 3:  # packed trials: batched products
+            total = xg + drive if l == 0 else torch.baddbmm(drive, states[l - 1], g[l])
+            if l + 1 < depth:
+                total = torch.baddbmm(total, states[l + 1], g[l + 1].transpose(1, 2))
+            return total
         total = xg + drive if l == 0 else torch.addmm(drive, states[l - 1], g[l])
         if l + 1 < depth:
             total = torch.addmm(total, states[l + 1], g[l + 1].T)
         return total
 
-    def _tolerance(self, states: list[Tensor]) -> float:
-        dtype = states[0].dtype
-        if dtype == torch.float64:
-            return self.tol
-        scale = max(s.abs().max().item() for s in states)
-        return max(self.tol, 8.0 * torch.finfo(dtype).eps * scale)
+    def _residual_and_limit(self, deltas: list[Tensor], states: list[Tensor]) -> tuple[float, float]:
+        """Max |dV| of the sweep and the tolerance it is held to, read back together.
+
+        In float32 the tolerance is floored at 8 ULPs of the largest node voltage.
+        """
+        parts = list(deltas)
+        if states[0].dtype != torch.float64:
+            parts += [torch.linalg.vector_norm(s, ord=math.inf) for s in states]
+        values = torch.stack(parts).tolist()
+        residual = max(0.0, *values[: len(deltas)])  # as a running max from 0 (a NaN sweep counts as 0)
+        if states[0].dtype == torch.float64:
+            return residual, self.tol
+        scale = max(values[len(deltas) :])
+        return residual, max(self.tol, 8.0 * torch.finfo(states[0].dtype).eps * scale)
 
 
 def _safe_reciprocal(den: Tensor) -> Tensor:

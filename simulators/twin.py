@@ -43,6 +43,9 @@ class TwinConfig(BaseModel):
     tol_v: PositiveFloat = Field(1e-6, description="solver tolerance, max |dV| per sweep (V)")
     max_iter: PositiveInt = Field(200, description="solver iteration cap (reported when hit)")
     fixed_iterations: PositiveInt | None = Field(None, description="fixed sweep count instead of tol_v")
+    check_every: PositiveInt = Field(
+        1, description="sweeps between two tolerance checks (each reads the residual back; >1 helps on a GPU)"
+    )
     sample_period_s: PositiveFloat = Field(1e-6, description="time between two reads on the twin's clock")
     seed: int | None = Field(None, description="noise seed; defaults to the run seed")
     calibration: str | None = Field(
@@ -87,6 +90,7 @@ class TwinCrossbar:
             tol=cfg.tol_v * topology.v_unit,
             max_iter=cfg.max_iter,
             fixed_iterations=cfg.fixed_iterations,
+            check_every=cfg.check_every,
             diode=diode,
         )
         sigma = 0.0 if cfg.ideal else cfg.sigma
@@ -170,19 +174,28 @@ class TwinCrossbar:
         clipped: dict[str, int] = {}
         for name, value in g.items():
             dst = self._g[name]
-            if name.startswith("G"):
-                lo, hi = torch.aminmax(value)
-                if lo.item() < self.topology.g_min or hi.item() > self.topology.g_max:
-                    outside = (value < self.topology.g_min) | (value > self.topology.g_max)
-                    clipped[name] = int(outside.sum().item())
-                    torch.clamp(value.to(dst), self.topology.g_min, self.topology.g_max, out=dst)
-                    achieved[name] = dst.clone()
-                    continue
-            dst.copy_(value)
+            if name.startswith("G") and self._outside_range(value):
+                outside = (value < self.topology.g_min) | (value > self.topology.g_max)
+                clipped[name] = int(outside.sum().item())
+                torch.clamp(value.to(dst), self.topology.g_min, self.topology.g_max, out=dst)
+                achieved[name] = dst.clone()
+                continue
+            if value is not dst:
+                if value.dtype == dst.dtype and value.device == dst.device and value.is_contiguous():
+                    self._g[name] = value  # adopted, not copied (see ProgramReport)
+                else:
+                    dst.copy_(value)
             achieved[name] = value
         self._dens = None
         self._cache.clear()
         return ProgramReport(requested=g, achieved=achieved, writes=len(g), clipped=clipped)
+
+    def _outside_range(self, value: Tensor) -> bool:
+        """Whether any cell of `value` lies outside [g_min, g_max]: one reduction, one host sync."""
+        lo, hi = self.topology.g_min, self.topology.g_max
+        if math.isinf(hi):
+            return bool(value.min() < lo)
+        return bool(torch.stack([value.min() < lo, value.max() > hi]).any())
 
     def _program_devices(self, g: dict[str, Tensor], verify: bool) -> ProgramReport:
         assert self.devices is not None
