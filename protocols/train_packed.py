@@ -92,7 +92,8 @@ def _step(xbar: Any, params: dict[str, Tensor], x: Tensor, target: Tensor, tc: A
         dbeta = 2.0 * tc.beta
     else:
         s1, s2, dbeta = free, xbar.measure(x, nudge=Nudge(tc.beta, target), n_samples=n), tc.beta
-    ep_step_(params, x, s1.voltages, s2.voltages, dbeta, [e * lr_scale for e in eta_w], [e * lr_scale for e in eta_b])
+    xl = x.to(params["G1"])  # the twin's device and dtype
+    ep_step_(params, xl, s1.voltages, s2.voltages, dbeta, [e * lr_scale for e in eta_w], [e * lr_scale for e in eta_b])
     lo, hi = xbar.topology.g_min, xbar.topology.g_max
     for name in xbar.topology.blocks:
         params[name].clamp_(lo, None if math.isinf(hi) else hi)
