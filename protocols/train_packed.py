@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from hil.config import RunConfig
+from hil.diagnostics import SignalMonitor
 from hil.ep import ep_step_, initial_conductances
 from hil.interface import Measurement, Nudge
 from hil.protocols.train import N_CLASSES, TrainData, per_block
@@ -35,6 +36,8 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
     sizes = {(len(d.train), len(d.test)) for d in datas}
     if len({schedule_key(c) for c in cfgs}) != 1 or len(sizes) != 1 or len(cfgs) != xbar.trials:
         raise ValueError("train_packed: the trials of one pack need the same schedule, network and data sizes")
+    if cfgs[0].train.momentum:
+        raise ValueError("train_packed: momentum is not packed (train each such trial alone)")
     tc, depth = cfgs[0].train, xbar.topology.depth
     eta_w = per_block(tc.eta, depth)
     eta_b = per_block(tc.eta_bias, depth, eta_w)
@@ -47,6 +50,7 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
     if tc.max_batches:
         n_batches = min(n_batches, tc.max_batches)
     rows: list[list[dict[str, Any]]] = [[] for _ in cfgs]
+    monitors = [SignalMonitor(depth, sigma) for sigma in xbar.read_sigma_v]
     for epoch in range(tc.epochs):
         lr_scale = tc.lr_decay**epoch
         orders = [torch.randperm(n_train, generator=torch.Generator().manual_seed(c.seed * 100_003 + epoch))
@@ -60,7 +64,9 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
             labels = torch.stack([d.train.labels[i] for d, i in zip(datas, idx, strict=True)])
             x = torch.stack([d.inputs(d.train.images[i]) for d, i in zip(datas, idx, strict=True)])
             target = torch.nn.functional.one_hot(labels, N_CLASSES).to(torch.float32)
-            free = _step(xbar, params, x, target, tc, eta_w, eta_b, lr_scale)
+            free, s1, s2 = _step(xbar, params, x, target, tc, eta_w, eta_b, lr_scale)
+            for t, monitor in enumerate(monitors):
+                monitor.add(_trial(s1, t), _trial(s2, t))
             for t, (c, lo) in enumerate(zip(_correct(free, labels), _loss(free, target), strict=True)):
                 correct[t] += c
                 loss[t] += lo * labels.shape[1]
@@ -77,13 +83,15 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
                 "lr_scale": lr_scale,
                 "wall_s": train_wall / len(cfgs),
                 "samples_per_s": seen * len(cfgs) / max(train_wall, 1e-9),
+                "signal": monitors[t].summary(),
             })
+            monitors[t].reset()
     return rows
 
 
 def _step(xbar: Any, params: dict[str, Tensor], x: Tensor, target: Tensor, tc: Any,
-          eta_w: list[float], eta_b: list[float], lr_scale: float) -> Measurement:
-    """`EPController.step` for the pack: phases, update, clamp, program; returns the free phase."""
+          eta_w: list[float], eta_b: list[float], lr_scale: float) -> tuple[Measurement, Measurement, Measurement]:
+    """`EPController.step` for the pack: phases, update, clamp, program; returns the free and nudged phases."""
     n = tc.n_samples
     free = xbar.measure(x, n_samples=n)
     if tc.centered:
@@ -101,7 +109,12 @@ def _step(xbar: Any, params: dict[str, Tensor], x: Tensor, target: Tensor, tc: A
     for name, achieved in report.achieved.items():
         if achieved is not params[name]:
             params[name] = achieved.clone()
-    return free
+    return free, s1, s2
+
+
+def _trial(m: Measurement, t: int) -> Measurement:
+    """Trial t's slice of a packed measurement."""
+    return Measurement([v[t] for v in m.voltages], [s[t] for s in m.std], m.n_samples, m.timestamps_s, None, m.info)
 
 
 def _evaluate(xbar: Any, datas: list[TrainData], cfg: RunConfig) -> tuple[list[int], list[float]]:

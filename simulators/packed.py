@@ -50,6 +50,7 @@ class PackedTwin:
         self.device, self.dtype = twins[0].device, twins[0].dtype
         self.solver: DRNSolver = twins[0].solver
         self.reads = [t.read for t in twins]
+        self.read_sigma_v = [t.read_sigma_v for t in twins]  # per trial, for the EP signal diagnostics
         self.explicit = [t.config.read_path == "explicit" or not t.read.is_gaussian for t in twins]
         self.generators = [t.generator for t in twins]
         self.clock_s = 0.0
