@@ -54,3 +54,24 @@ def test_diagnose_without_diagnostics_is_a_one_line_error(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "no EP signal diagnostics" in err and "Traceback" not in err
+
+
+def test_diagnose_a_sweep_uses_its_lowest_sigma_trials(tmp_path, capsys):
+    from hil.sweep import load_sweep
+    from hil.sweep_run import register_sweep
+
+    sweep = load_sweep("noise_sweep-small")
+    with Store(tmp_path) as store:
+        register_sweep(sweep, store)
+        for t in sweep.trials:
+            if t.point["data.dataset"] != "mnist" or t.point["crossbar.sigma"] > 1e-5:
+                continue
+            h = 2e-4 if t.point["crossbar.sigma"] == 1e-6 else 9.0  # only the lowest sigma may count
+            sig = [{"layer": 1, "signal_median": h * (1 + 0.1 * t.point["seed"]), "noise": 1e-6},
+                   {"layer": 2, "signal_median": 1e-2, "noise": 1e-6}]
+            store.put_trial({"sweep_id": sweep.id, "trial_id": t.id, "idx": t.index, "point": t.point,
+                             "config": t.config, "status": "completed", "wall_s": 1.0, "worker": "w",
+                             "result": {"final_test_acc": 0.9, "epochs": [{"epoch": 0, "signal": sig}]}})
+    main(["diagnose", sweep.id, "--workspace", str(tmp_path), "--dataset", "mnist", "--snr-crit", "1", "--n", "1"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["signal_v"] == pytest.approx(2e-4 * 1.15)  # mean over seeds 0..3 of h (1 + 0.1 seed)

@@ -119,3 +119,16 @@ def test_wrong_figure_for_the_sweep_is_an_error(tmp_path):
         sweep_id = _fake_sweep(store, "noise_sweep-small", _acc)
         with pytest.raises(UserError, match="fig4 shows a clt_sweep sweep"):
             make_figure("fig4", sweep_id, store, tmp_path)
+
+
+def test_fig3_re_analyses_its_own_trials_csv(tmp_path):
+    with Store(tmp_path / "ws") as store:
+        sweep_id = _fake_sweep(store, "noise_sweep-small", _acc)
+        first, _ = make_figure("fig3", sweep_id, store, tmp_path / "a")
+        again, paths = make_figure("fig3", "noise_sweep-small", store, tmp_path / "b",
+                                   trials_csv=tmp_path / "a" / "fig3-trials.csv", predicted={"mnist": 1e-3})
+    # the CSV keeps 6 significant digits
+    assert again["stages"]["mnist"]["sigma_onset"] == pytest.approx(first["stages"]["mnist"]["sigma_onset"], rel=1e-4)
+    assert [r["mean_acc"] for r in again["summary"]] == pytest.approx([r["mean_acc"] for r in first["summary"]],
+                                                                      rel=1e-5)
+    assert again["predicted_onset"] == {"mnist": 1e-3} and (tmp_path / "b" / "fig3.png") in paths
