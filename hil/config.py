@@ -36,13 +36,35 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Which images, from where, and how they become input voltages."""
 
-    dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
+    dataset: Literal["mnist", "fashion-mnist", "kmnist", "iris", "digits", "xor"] = Field(
+        "mnist", description="an IDX image set, or a board-sized task (iris, digits, xor; see hil/tasks.py)"
+    )
     root: str | None = Field(
         None, description="data root holding mnist/, fashion-mnist/, kmnist/; 'embedded' for the packaged subset"
     )
     train_subset: PositiveInt | None = Field(None, description="use only the first n training images")
     test_subset: PositiveInt | None = Field(None, description="use only the first n test images")
     input_gain: PositiveFloat = Field(480.0, description="volts per unit pixel on the doubled inputs [+x, -x]")
+    size: PositiveInt | None = Field(None, description="average-pool images to size x size (digits, IDX sets)")
+    tile: PositiveInt = Field(1, description="repeat the features this many times (to fill a board's inputs)")
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="held-out share of iris and digits")
+    split_seed: int = Field(0, description="seed of the iris/digits train/test split and of the XOR points")
+    readout: Literal["one-hot", "binary"] = Field(
+        "one-hot", description="one output per class, or two classes on one output node (binary)"
+    )
+    target_v: PositiveFloat = Field(1.0, description="nudge target of the right class (v_unit); others 0")
+
+    @model_validator(mode="after")
+    def _task(self) -> DataConfig:
+        if self.size is not None:
+            if self.dataset in ("iris", "xor"):
+                raise ValueError(f"size: {self.dataset} has no images to pool")
+            side = 8 if self.dataset == "digits" else 28
+            if self.size > side:
+                raise ValueError(f"size: {self.size} exceeds the {side} x {side} images of {self.dataset}")
+        if self.readout == "binary" and self.dataset != "xor":
+            raise ValueError(f"readout: binary needs two classes; {self.dataset} has more")
+        return self
 
 
 class NetworkConfig(_Strict):
@@ -53,6 +75,9 @@ class NetworkConfig(_Strict):
     g_max: PositiveFloat | None = Field(None, description="upper conductance bound (S, in g_unit); none if null")
     init_gain: PositiveFloat | list[PositiveFloat] = Field(
         1.0, description="half-Kaiming uniform init: G ~ U(-a, a) clipped to the range, a = gain/sqrt(n_pre)"
+    )
+    init_hidden_bias: NonNegativeFloat = Field(
+        0.0, description="initial hidden bias: + on the >= 0 half, - on the <= 0 half (keeps small nets' diodes on)"
     )
     g_unit: PositiveFloat = 1.0
     v_unit: PositiveFloat = 1.0

@@ -144,8 +144,8 @@ def load_embedded() -> tuple[Split, Split]:
 
 
 def to_voltages(images: Tensor, gain: float, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Pixels in [0, 1] become doubled input sources `gain * [+x, -x]` (volts)."""
-    x = images.to(dtype) * (gain / 255.0)
+    """Pixels (uint8 0..255) or features (float, in [0, 1]) become doubled input sources `gain * [+x, -x]` (volts)."""
+    x = images.to(dtype) * (gain / 255.0 if images.dtype == torch.uint8 else gain)
     return torch.cat([x, -x], dim=1)
 
 

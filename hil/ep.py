@@ -22,22 +22,28 @@ from torch import Tensor
 
 from hil.diagnostics import SignalMonitor
 from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
+from hil.readout import Readout
 
 
 def initial_conductances(
-    topology: Topology, gains: list[float], generator: torch.Generator
+    topology: Topology, gains: list[float], generator: torch.Generator, hidden_bias: float = 0.0
 ) -> dict[str, Tensor]:
     """Half-Kaiming uniform blocks clipped to the device range (about half at g_min), zero biases.
 
     This is the reference DRN's initialisation: U(-a, a) with a = gain / sqrt(n_pre).
+    `hidden_bias` > 0 starts the hidden biases at +hidden_bias on the `>= 0` half and
+    -hidden_bias on the `<= 0` half, so that every diode of a small network conducts at
+    the start (a node clamped at 0 V gets no EP gradient and stays dead).
     """
     g: dict[str, Tensor] = {}
     for (name, (n_pre, n_post)), gain in zip(topology.blocks.items(), gains, strict=True):
         a = gain / math.sqrt(n_pre)
         block = (torch.rand(n_pre, n_post, generator=generator) * 2.0 - 1.0) * a
         g[name] = block.clamp_(topology.g_min, topology.g_max)
-    for name, n in topology.biases.items():
+    for l, (name, n) in enumerate(topology.biases.items(), start=1):
         g[name] = torch.zeros(n)
+        if l < topology.depth:
+            g[name][: n // 2], g[name][n // 2 :] = hidden_bias, -hidden_bias
     return g
 
 
@@ -108,8 +114,10 @@ class EPController:
         eta_b: list[float],
         monitor: SignalMonitor | None = None,
         momentum: float = 0.0,
+        readout: Readout | None = None,
     ) -> None:
         self.crossbar = crossbar
+        self.readout = readout or Readout("one-hot", crossbar.topology.n_out)
         self.momentum = momentum  # heavy ball: v = mu v + grad, theta -= eta v (PyTorch SGD's convention)
         self.velocity: dict[str, Tensor] = {}  # the controller's state, checkpointed by the protocol
         self.monitor = monitor  # per-layer EP signal and noise (hil.diagnostics); reads measurements only
@@ -165,7 +173,7 @@ class EPController:
         if self.monitor is not None:
             self.monitor.add(s1, s2)
         return BatchResult(
-            correct=_correct(free, labels),
+            correct=self._correct(free, labels),
             loss=_loss(free, target),
             iterations=sum(m.info.get("iterations", 0.0) for m in phases) / len(phases),
             clipped=report.n_clipped,
@@ -187,17 +195,14 @@ class EPController:
     def evaluate(self, batches: Iterable[tuple[Tensor, Tensor]], n_samples: int | None = None) -> tuple[int, float]:
         """Correct predictions and summed loss of the free phase over (inputs, labels) batches, via `measure()`."""
         correct, loss = 0, 0.0
-        n_out = self.topology.n_out
         for xb, yb in batches:
             m = self.crossbar.measure(xb, n_samples=n_samples or self.n_samples)
-            correct += _correct(m, yb)
-            target = torch.nn.functional.one_hot(yb, n_out).to(m.output)
-            loss += _loss(m, target) * len(yb)
+            correct += self._correct(m, yb)
+            loss += _loss(m, self.readout.target(yb, m.output.dtype)) * len(yb)
         return correct, loss
 
-
-def _correct(m: Measurement, labels: Tensor) -> int:
-    return int((m.output.argmax(dim=1).cpu() == labels.cpu()).sum().item())
+    def _correct(self, m: Measurement, labels: Tensor) -> int:
+        return int((self.readout.predict(m.output).cpu() == labels.cpu()).sum().item())
 
 
 def _loss(m: Measurement, target: Tensor) -> float:

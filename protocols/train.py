@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
-from hil.config import RunConfig
-from hil.datasets import Split, load, one_hot, to_voltages
+from hil.config import DataConfig, RunConfig
+from hil.datasets import Split, load, to_voltages
 from hil.diagnostics import SignalMonitor
 from hil.ep import EPController, initial_conductances
 from hil.interface import Crossbar, SupportsState, Topology
-
-N_CLASSES = 10
+from hil.readout import Readout
+from hil.tasks import BOARD_TASKS, downsample, load_task, task_info, tile
 
 
 @dataclass
@@ -30,20 +30,33 @@ class TrainData:
     train: Split
     test: Split
     input_gain: float
+    readout: Readout = field(default_factory=Readout)
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         return to_voltages(images, self.input_gain)
 
 
+def readout_for(data: DataConfig) -> Readout:
+    return Readout(data.readout, task_info(data.dataset, data.size).classes, data.target_v)
+
+
 def prepare_data(cfg: RunConfig, data_dir: str | None = None) -> TrainData:
-    train, test = load(cfg.data.dataset, cfg.data.root or data_dir)
-    return TrainData(train.subset(cfg.data.train_subset), test.subset(cfg.data.test_subset), cfg.data.input_gain)
+    d = cfg.data
+    if d.dataset in BOARD_TASKS:
+        train, test = load_task(d.dataset, test_fraction=d.test_fraction, seed=d.split_seed, size=d.size)
+    else:
+        train, test = load(d.dataset, d.root or data_dir)
+    train, test = train.subset(d.train_subset), test.subset(d.test_subset)
+    if d.size is not None and d.dataset not in BOARD_TASKS:
+        train, test = downsample(train, d.size), downsample(test, d.size)
+    return TrainData(tile(train, d.tile), tile(test, d.tile), d.input_gain, readout_for(d))
 
 
 def topology_for(cfg: RunConfig, n_pixels: int) -> Topology:
+    """The network of a config: doubled inputs (2 x features after tiling), hidden layers, outputs of its readout."""
     net = cfg.network
     return Topology(
-        layers=(2 * n_pixels, *net.hidden, N_CLASSES),
+        layers=(2 * n_pixels, *net.hidden, readout_for(cfg.data).n_out),
         g_min=net.g_min,
         g_max=net.g_max if net.g_max is not None else math.inf,
         g_unit=net.g_unit,
@@ -104,7 +117,8 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
     state = hooks.load()
     if state is None:
         gains = per_block(cfg.network.init_gain, depth)
-        xbar.program(initial_conductances(xbar.topology, gains, torch.Generator().manual_seed(cfg.seed)))
+        xbar.program(initial_conductances(xbar.topology, gains, torch.Generator().manual_seed(cfg.seed),
+                                          cfg.network.init_hidden_bias))
         start_epoch, start_batch, tally = 0, 0, _EpochTally()
     else:
         xbar.program(state["params"])
@@ -116,7 +130,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
     if state is not None and "diagnostics" in state:
         monitor.load_state_dict(state["diagnostics"])
     ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b,
-                       monitor=monitor, momentum=tc.momentum)
+                       monitor=monitor, momentum=tc.momentum, readout=data.readout)
     if state is not None and state.get("velocity"):
         ctl.velocity = {k: v.to(ctl.params[k]) for k, v in state["velocity"].items()}
     n_train = len(data.train)
@@ -147,7 +161,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             t0 = time.perf_counter()
             idx = order[b * tc.batch_size : (b + 1) * tc.batch_size]
             labels = data.train.labels[idx]
-            result = ctl.step(data.inputs(data.train.images[idx]), one_hot(labels, N_CLASSES), labels, lr_scale)
+            result = ctl.step(data.inputs(data.train.images[idx]), data.readout.target(labels), labels, lr_scale)
             row = {"epoch": epoch, "batch": b, "size": len(idx), "correct": result.correct, "loss": result.loss,
                    "iterations": result.iterations, "clipped": result.clipped}
             tally.correct += result.correct

@@ -1,0 +1,96 @@
+"""Board-sized tasks: shapes, scaling to [0, 1], splits, pooling, readouts, and clear errors."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from hil.config import RunConfig, validate_section
+from hil.datasets import to_voltages
+from hil.errors import ConfigError, DataError
+from hil.protocols.train import prepare_data, topology_for
+from hil.readout import Readout
+from hil.tasks import XOR_TEST, XOR_TRAIN, load_task, pool
+
+
+def cfg(**data) -> RunConfig:
+    return validate_section(RunConfig, {"data": data, "network": {"hidden": [4]}}, "test.yaml")
+
+
+def test_iris_is_a_stratified_split_scaled_on_the_training_part():
+    train, test = load_task("iris", test_fraction=0.3, seed=0, size=None)
+    assert train.images.shape == (105, 4) and test.images.shape == (45, 4)
+    assert train.images.dtype == torch.float32
+    # min-max on the training split: each feature spans exactly [0, 1] there; the test split is clipped
+    assert torch.allclose(train.images.min(0).values, torch.zeros(4))
+    assert torch.allclose(train.images.max(0).values, torch.ones(4))
+    assert 0.0 <= test.images.min() and test.images.max() <= 1.0
+    assert torch.bincount(test.labels).tolist() == [15, 15, 15]  # stratified: 50 flowers per class
+
+
+def test_digits_pool_to_k_by_k_and_keep_the_mean():
+    train, test = load_task("digits", test_fraction=0.3, seed=0, size=4)
+    assert train.images.shape[1] == 16 and len(train) + len(test) == 1797
+    full, _ = load_task("digits", test_fraction=0.3, seed=0, size=None)
+    assert full.images.shape[1] == 64 and full.images.max() <= 1.0
+    # average pooling 8x8 -> 4x4 keeps each image's mean intensity (same split: same seed)
+    assert torch.allclose(full.images.mean(1), train.images.mean(1), atol=1e-6)
+
+
+def test_xor_labels_are_the_xor_of_the_nearest_corner():
+    train, test = load_task("xor", test_fraction=0.3, seed=3, size=None)
+    assert len(train) == XOR_TRAIN and len(test) == XOR_TEST
+    corner = (train.images > 0.5).long()
+    # jitter std 0.1: a point crosses the 0.5 line with probability < 3e-7, so this holds for every point
+    assert torch.equal(train.labels, corner[:, 0] ^ corner[:, 1])
+
+
+def test_mnist_downsampled_from_the_embedded_subset_and_tiled():
+    data = prepare_data(cfg(dataset="mnist", root="embedded", size=4, tile=2, train_subset=50, test_subset=20,
+                            input_gain=0.5))
+    assert data.train.images.shape == (50, 32) and data.test.images.shape == (20, 32)
+    assert torch.equal(data.train.images[:, :16], data.train.images[:, 16:])
+    x = data.inputs(data.train.images)
+    assert x.shape == (50, 64) and x.abs().max() <= 0.5  # the input gain bounds every source
+    assert topology_for(cfg(dataset="mnist", size=4, tile=2), 32).layers == (64, 4, 10)
+
+
+def test_pooling_a_constant_image_keeps_the_constant():
+    assert torch.allclose(torch.as_tensor(pool(torch.full((2, 64), 0.25).numpy(), 8, 3)), torch.tensor(0.25))
+
+
+def test_float_features_are_volts_per_unit_and_pixels_per_255():
+    assert torch.allclose(to_voltages(torch.tensor([[0.5, 1.0]]), 0.8), torch.tensor([[0.4, 0.8, -0.4, -0.8]]))
+    assert torch.allclose(to_voltages(torch.tensor([[255]], dtype=torch.uint8), 2.0), torch.tensor([[2.0, -2.0]]))
+
+
+def test_binary_readout_on_one_output_node():
+    r = Readout("binary", 2, target_v=0.2)
+    assert r.n_out == 1
+    assert torch.allclose(r.target(torch.tensor([0, 1])), torch.tensor([[0.0], [0.2]]))
+    assert r.predict(torch.tensor([[0.09], [0.11]])).tolist() == [0, 1]
+    assert topology_for(cfg(dataset="xor", tile=2, readout="binary"), 4).layers == (8, 4, 1)
+    one_hot = Readout("one-hot", 3, target_v=0.5)
+    assert one_hot.target(torch.tensor([2])).tolist() == [[0.0, 0.0, 0.5]]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"dataset": "iris", "size": 2}, "data: size: iris has no images to pool"),
+        ({"dataset": "digits", "size": 9}, "data: size: 9 exceeds the 8 x 8 images of digits"),
+        ({"dataset": "iris", "readout": "binary"}, "readout: binary needs two classes"),
+        ({"dataset": "iris", "test_fraction": 1.5}, "data.test_fraction: Input should be less than 1"),
+    ],
+)
+def test_bad_task_settings_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg(**data)
+
+
+def test_missing_scikit_learn_is_one_clear_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
+    with pytest.raises(DataError, match=r"need scikit-learn .*pip install 'hil-ep\[tasks\]'"):
+        load_task("iris", test_fraction=0.3, seed=0, size=None)
