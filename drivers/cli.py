@@ -49,14 +49,31 @@ def register(app: typer.Typer) -> None:
     @group.command("check")
     def check(
         station: Annotated[Path, typer.Argument(help="station file (YAML)")],
+        read: Annotated[
+            bool, typer.Option(help="then one read of every node at 0 V inputs, with the noise seen")
+        ] = False,
+        samples: Annotated[int, typer.Option(min=1, max=10000, help="reads per node with --read")] = 8,
+        max_offset_v: Annotated[
+            float, typer.Option(min=0.0, help="with --read: warn about nodes reading more than this at 0 V")
+        ] = 0.01,
     ) -> None:
         """Connect to every instrument of a station: *IDN?, error queues, limits, and a dry run of the wiring.
 
-        Nothing is configured or switched on: only queries are sent.
+        Nothing is configured or switched on: only queries are sent.  With --read, the station is then
+        configured, every input held at 0 V, every node read --samples times (nothing programmed), and
+        every source ramped back to 0 V and off.
         """
         from hil.drivers.station_check import check_station
 
         for line in check_station(station):
             typer.echo(line)
+        if read:
+            from hil.drivers.bringup import read_check
+
+            lines, warnings = read_check(station, samples, max_offset_v)
+            for line in lines:
+                typer.echo(line)
+            for line in warnings:
+                typer.echo(f"warning: {line}", err=True)
 
     app.add_typer(group, name="instruments")

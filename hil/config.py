@@ -52,7 +52,8 @@ class DataConfig(_Strict):
     readout: Literal["one-hot", "binary"] = Field(
         "one-hot", description="one output per class, or two classes on one output node (binary)"
     )
-    target_v: PositiveFloat = Field(1.0, description="nudge target of the right class (v_unit); others 0")
+    target_v: PositiveFloat = Field(1.0, description="nudge target of the right class (v_unit)")
+    target_off_v: float = Field(0.0, description="nudge target of the other classes (v_unit)")
 
     @model_validator(mode="after")
     def _task(self) -> DataConfig:
@@ -62,6 +63,8 @@ class DataConfig(_Strict):
             side = 8 if self.dataset == "digits" else 28
             if self.size > side:
                 raise ValueError(f"size: {self.size} exceeds the {side} x {side} images of {self.dataset}")
+        if self.target_off_v >= self.target_v:
+            raise ValueError(f"target_off_v ({self.target_off_v:g}) must lie below target_v ({self.target_v:g})")
         if self.readout == "binary" and self.dataset != "xor":
             raise ValueError(f"readout: binary needs two classes; {self.dataset} has more")
         return self

@@ -20,6 +20,7 @@ from hil.config import DataConfig, RunConfig
 from hil.datasets import Split, load, to_voltages
 from hil.diagnostics import SignalMonitor
 from hil.ep import EPController, initial_conductances
+from hil.estimate import TrainingPlan
 from hil.interface import Crossbar, SupportsState, Topology
 from hil.readout import Readout
 from hil.tasks import BOARD_TASKS, downsample, load_task, task_info, tile
@@ -37,7 +38,7 @@ class TrainData:
 
 
 def readout_for(data: DataConfig) -> Readout:
-    return Readout(data.readout, task_info(data.dataset, data.size).classes, data.target_v)
+    return Readout(data.readout, task_info(data.dataset, data.size).classes, data.target_v, data.target_off_v)
 
 
 def prepare_data(cfg: RunConfig, data_dir: str | None = None) -> TrainData:
@@ -61,6 +62,27 @@ def topology_for(cfg: RunConfig, n_pixels: int) -> Topology:
         g_max=net.g_max if net.g_max is not None else math.inf,
         g_unit=net.g_unit,
         v_unit=net.v_unit,
+    )
+
+
+def epoch_order(cfg: RunConfig, epoch: int, n_train: int) -> torch.Tensor:
+    """The shuffled order of an epoch: seeded from (seed, epoch), so a resumed run replays it."""
+    return torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+
+
+def training_plan(cfg: RunConfig, data: TrainData, topology: Topology) -> TrainingPlan:
+    """The first epoch's level sequences, for a planner to time (`hil train --estimate`)."""
+    tc = cfg.train
+    order = epoch_order(cfg, 0, len(data.train))
+    if tc.max_batches:
+        order = order[: tc.max_batches * tc.batch_size]
+    return TrainingPlan(
+        layers=topology.layers, batch_size=tc.batch_size, n_samples=tc.n_samples,
+        eval_n_samples=cfg.eval.n_samples or tc.n_samples, eval_batch_size=cfg.eval.batch_size,
+        nudged_phases=2 if tc.centered else 1, beta=tc.beta,
+        train_inputs=data.inputs(data.train.images[order]).numpy(),
+        train_targets=data.readout.target(data.train.labels[order]).numpy(),
+        test_inputs=data.inputs(data.test.images).numpy(),
     )
 
 
@@ -151,7 +173,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
 
     for epoch in range(start_epoch, tc.epochs):
         lr_scale = tc.lr_decay**epoch
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        order = epoch_order(cfg, epoch, n_train)
         first = start_batch if epoch == start_epoch else 0
         if first == 0 and epoch != start_epoch:
             tally = _EpochTally()

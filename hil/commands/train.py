@@ -19,7 +19,8 @@ from hil.config import (
 )
 from hil.diagnostics import summary_text
 from hil.errors import UserError
-from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
+from hil.estimate import Estimate, planner_for
+from hil.protocols.train import TrainHooks, prepare_data, topology_for, train, training_plan
 from hil.registry import check_crossbar, open_crossbar
 from hil.runner import Runner, StopRequested
 from hil.store import Store
@@ -39,6 +40,7 @@ class StoreHooks(TrainHooks):
             MofNCompleteColumn(),
             TextColumn("acc {task.fields[acc]:.3f}"),
             TextColumn("{task.fields[sps]:,.0f} samples/s"),
+            TextColumn("{task.fields[spb]:.3g} s/batch"),
             TimeRemainingColumn(),
             console=console,
             transient=True,
@@ -52,12 +54,14 @@ class StoreHooks(TrainHooks):
             self.progress.remove_task(self.task)
         self.progress.start()
         self.task = self.progress.add_task(
-            "train", total=total_batches, completed=done_batches, epoch=epoch + 1, of=self.n_epochs, acc=0.0, sps=0.0
+            "train", total=total_batches, completed=done_batches, epoch=epoch + 1, of=self.n_epochs, acc=0.0, sps=0.0,
+            spb=0.0,
         )
 
     def batch(self, row: dict[str, Any], running_acc: float, samples_per_s: float) -> None:
         self._sps = samples_per_s if not self._sps else 0.95 * self._sps + 0.05 * samples_per_s
-        self.progress.update(self.task, advance=1, acc=running_acc, sps=self._sps)
+        self.progress.update(self.task, advance=1, acc=running_acc, sps=self._sps,
+                             spb=row["size"] / max(samples_per_s, 1e-12))
 
     def epoch(self, row: dict[str, Any]) -> None:
         super().epoch(row)
@@ -106,6 +110,9 @@ def train_command(
     ] = None,
     resume: Annotated[str | None, typer.Option(help="continue a stopped run from its last checkpoint")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    estimate: Annotated[
+        bool, typer.Option(help="print the predicted time per batch and per epoch on the station, run nothing")
+    ] = False,
 ) -> None:
     """Train a network with Equilibrium Propagation; Ctrl-C stops at a checkpoint, --resume goes on."""
     store = Store(workspace)
@@ -124,6 +131,14 @@ def train_command(
     data = prepare_data(cfg, data_dir)
     topology = topology_for(cfg, data.train.images.shape[1])
     check_crossbar(cfg.crossbar, source, topology)  # the section, and a station's fit, before any run exists
+    kind = cfg.crossbar.get("kind", "twin")
+    if estimate or kind != "twin":
+        est = _estimate(cfg, data, topology, source, required=estimate)
+        if estimate:
+            return
+        if est is not None:
+            console.print(f"measured time per batch: in the progress bar (s/batch); predicted {est.batch_s:.3g} s",
+                          highlight=False)
     if run_id is None:
         run_id = store.create_run(cfg.name, raw, crossbar=cfg.crossbar.get("kind", "twin"))
     else:
@@ -146,6 +161,20 @@ def train_command(
     store.set_status(run_id, "completed", {"final_test_acc": final, "best_test_acc": best})
     if final is not None:
         console.print(f"done: final test accuracy {final:.4f} (best {best:.4f}); details: hil runs show {run_id}")
+
+
+def _estimate(cfg: RunConfig, data: Any, topology: Any, source: str, required: bool) -> Estimate | None:
+    """Print the planner's table (before anything is opened); None when the crossbar has no planner."""
+    kind = cfg.crossbar.get("kind", "twin")
+    try:
+        planner = planner_for(kind, source)
+    except UserError:
+        if required:
+            raise
+        return None
+    est = planner(cfg.crossbar, source, training_plan(cfg, data, topology))
+    console.print(est.table())
+    return est
 
 
 def _load(config: str, sets: list[str], station: str | None) -> tuple[RunConfig, dict[str, Any]]:
