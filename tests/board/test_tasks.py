@@ -94,3 +94,27 @@ def test_missing_scikit_learn_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
     with pytest.raises(DataError, match=r"need scikit-learn .*pip install 'hil-ep\[tasks\]'"):
         load_task("iris", test_fraction=0.3, seed=0, size=None)
+
+
+@pytest.mark.parametrize(
+    ("config", "station"),
+    [("xor-8-4-1", "board_daq970a_2450.yaml"), ("iris-8-4-3", "board_daq970a-8-4-3.yaml")],
+)
+def test_each_board_config_fits_its_station(config, station):
+    """The network a shipped config builds is the one its station is wired for (inputs, layers, nudges)."""
+    from hilep_board_helpers import STATIONS
+
+    from hil.config import load_config
+    from hil.registry import check_crossbar
+
+    cfg, _ = load_config(config)
+    data = prepare_data(cfg)
+    topology = topology_for(cfg, data.train.images.shape[1])
+    check_crossbar({"kind": "lab", "station": str(STATIONS / station)}, config, topology)
+    assert data.inputs(data.train.images).abs().max() <= load_station_vmax(STATIONS / station)
+
+
+def load_station_vmax(path) -> float:
+    from hil.station import load_station
+
+    return load_station(path).limits.v_abs_max
