@@ -25,6 +25,9 @@ from hil.interface import Crossbar, SupportsState, Topology
 from hil.readout import Readout
 from hil.tasks import BOARD_TASKS, downsample, load_task, task_info, tile
 
+#: classes of the IDX image sets (packed sweeps train those only; board tasks take theirs from `readout_for`)
+N_CLASSES = 10
+
 
 @dataclass
 class TrainData:
