@@ -11,11 +11,9 @@ the two runs must predict the same classes up to a point or two near the decisio
 
 from __future__ import annotations
 
-from hilep_board_helpers import CONFIGS, fast_ramp_station, hil, runs
+from hilep_board_helpers import CONFIGS, fast_emulator, fast_ramp_station, hil, runs
 
 from hil.config import load_config
-from hil.simulators.emulator import Emulator
-from hil.station import load_station
 
 XOR = CONFIGS / "xor-8-4-1.yaml"
 
@@ -31,7 +29,7 @@ def test_xor_over_the_emulated_shipped_station_matches_the_twin(tmp_path, capsys
               "--quiet"]
     cfg, _ = load_config(str(XOR))
     station = fast_ramp_station("board_daq970a_2450.yaml", tmp_path)
-    with Emulator(load_station(station), cfg.crossbar, seed=cfg.seed) as emu:
+    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
         emulated = emu.write_station(tmp_path / "emulated.yaml")
         assert hil("train", str(XOR), "--station", str(emulated), "--workspace", str(tmp_path / "lab"), *subset) == 0
         reads = emu.world.reads

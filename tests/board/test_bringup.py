@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import re
 
-from hilep_board_helpers import fast_ramp_station, hil
-
-from hil.simulators.emulator import Emulator
-from hil.station import load_station
+from hilep_board_helpers import fast_emulator, fast_ramp_station, hil
 
 SIGMA = 1e-3
 
 
 def test_read_check_shows_every_node_at_0_v_with_the_read_noise(tmp_path, capsys):
     station = fast_ramp_station("board_daq970a_2450.yaml", tmp_path)
-    with Emulator(load_station(station), {"sigma": SIGMA}, seed=0) as emu:
+    with fast_emulator(station, {"sigma": SIGMA}, seed=0) as emu:
         emulated = emu.write_station(tmp_path / "emulated.yaml")
         capsys.readouterr()
         assert hil("instruments", "check", str(emulated), "--read", "--samples", "32") == 0
@@ -38,7 +35,7 @@ def test_read_check_shows_every_node_at_0_v_with_the_read_noise(tmp_path, capsys
 
 def test_read_check_warns_about_an_offset(tmp_path, capsys):
     station = fast_ramp_station("board_daq970a_2450.yaml", tmp_path)
-    with Emulator(load_station(station), {"sigma": SIGMA}, seed=0) as emu:
+    with fast_emulator(station, {"sigma": SIGMA}, seed=0) as emu:
         emulated = emu.write_station(tmp_path / "emulated.yaml")
         capsys.readouterr()
         # a threshold below the noise of one read: every node is reported, and the check still exits 0
