@@ -238,6 +238,43 @@ class TelegraphRead(BaseModel):
         return noise.expand(shape)
 
 
+class OffsetRead(BaseModel):
+    """A fixed offset per node (a calibration error): drawn once, `N(0, sigma_v^2)` across nodes, then constant.
+
+    No amount of averaging removes it (the mean of N reads keeps it whole), but
+    it cancels exactly in any difference of two reads of the same node, so in
+    both EP forms (centered and one-sided); `simulators/README.md` gives the
+    second-order term that remains in the block update.  Kept in the chain's
+    state, so a checkpoint holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["offset"] = "offset"
+    sigma_v: NonNegativeFloat = Field(description="standard deviation of the offsets across nodes (V)")
+    stateful: ClassVar[bool] = True
+
+    def mean_variance(self, n: int, dt_s: float) -> float:
+        """Variance of the mean of n reads across nodes (V^2): sigma_v^2 whatever n."""
+        return self.sigma_v**2
+
+    def sample(
+        self,
+        shape: tuple[int, ...],
+        t_s: Tensor,
+        generator: torch.Generator,
+        like: Tensor,
+        state: dict[str, Any] | None = None,
+    ) -> Tensor:
+        """The node offsets, the same at every sample and row."""
+        state = {} if state is None else state
+        if "c" not in state:
+            state["c"] = self.sigma_v * torch.randn(
+                (shape[-1],), generator=generator, dtype=torch.float64, device=like.device
+            )
+        c = state["c"].to(device=like.device, dtype=like.dtype)
+        return c.view(*([1] * (len(shape) - 1)), shape[-1]).expand(shape)
+
+
 class AdcQuantization(BaseModel):
     """An ADC of `bits` bits over `[v_min, v_max]`, applied to each sample before averaging.
 
@@ -275,7 +312,9 @@ class AdcQuantization(BaseModel):
         return int(((values < self.v_min) | (values > self.v_max)).sum().item())
 
 
-ReadNoise = Annotated[GaussianRead | PinkRead | TelegraphRead | AdcQuantization, Field(discriminator="kind")]
+ReadNoise = Annotated[
+    GaussianRead | PinkRead | TelegraphRead | OffsetRead | AdcQuantization, Field(discriminator="kind")
+]
 
 
 def _ar1_mean_factor(rho: Tensor, n: int) -> Tensor:
