@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from hil.adaptive import AdaptiveConfig
 from hil.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -112,6 +113,9 @@ class TrainConfig(_Strict):
     n_samples: PositiveInt = Field(1, description="reads averaged per node per phase (N)")
     checkpoint_every: PositiveInt = Field(1000, description="batches between checkpoints (and one per epoch)")
     max_batches: PositiveInt | None = Field(None, description="stop each epoch after this many batches")
+    adaptive: AdaptiveConfig | None = Field(
+        None, description="choose N (and beta) per batch from the measured update SNR; off when null"
+    )
 
 
 class EvalConfig(_Strict):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from hil.adaptive import AdaptiveReads, batch_reads
 from hil.diagnostics import SignalMonitor
 from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
 from hil.readout import Readout
@@ -98,6 +99,10 @@ class BatchResult:
     loss: float
     iterations: float
     clipped: int
+    n_samples: int = 1
+    beta: float = 0.0
+    reads: int = 0  # reads per node this batch took (N x phases x examples)
+    snr: float | None = None  # worst hidden layer's update SNR, when reads are adaptive
 
 
 class EPController:
@@ -115,12 +120,14 @@ class EPController:
         monitor: SignalMonitor | None = None,
         momentum: float = 0.0,
         readout: Readout | None = None,
+        adaptive: AdaptiveReads | None = None,
     ) -> None:
         self.crossbar = crossbar
         self.readout = readout or Readout("one-hot", crossbar.topology.n_out)
         self.momentum = momentum  # heavy ball: v = mu v + grad, theta -= eta v (PyTorch SGD's convention)
         self.velocity: dict[str, Tensor] = {}  # the controller's state, checkpointed by the protocol
         self.monitor = monitor  # per-layer EP signal and noise (hil.diagnostics); reads measurements only
+        self.adaptive = adaptive  # N and beta per batch from the measured update SNR (hil.adaptive)
         self.topology = crossbar.topology
         self.beta = beta
         self.centered = centered
@@ -133,7 +140,7 @@ class EPController:
     def __repr__(self) -> str:
         return (
             f"EPController(beta={self.beta}, centered={self.centered}, n_samples={self.n_samples}, "
-            f"eta_w={self.eta_w}, eta_b={self.eta_b})"
+            f"eta_w={self.eta_w}, eta_b={self.eta_b}, adaptive={self.adaptive.cfg if self.adaptive else None})"
         )
 
     def program(self, g: dict[str, Tensor]) -> ProgramReport:
@@ -145,17 +152,23 @@ class EPController:
         return report
 
     def step(self, x: Tensor, target: Tensor, labels: Tensor, lr_scale: float = 1.0) -> BatchResult:
-        """One EP batch: free phase (prediction), nudged phase(s), update, program."""
-        xbar, n = self.crossbar, self.n_samples
+        """One EP batch: free phase (prediction), nudged phase(s), update, program.
+
+        With adaptive reads, N and beta come from `self.adaptive`, which then
+        takes in this batch's two update reads to plan the next batch.
+        """
+        xbar = self.crossbar
+        n, beta = (self.adaptive.n_samples, self.adaptive.beta) if self.adaptive else (self.n_samples, self.beta)
         free = xbar.measure(x, n_samples=n)
         if self.centered:
-            s1 = xbar.measure(x, nudge=Nudge(-self.beta, target), n_samples=n)
-            s2 = xbar.measure(x, nudge=Nudge(self.beta, target), n_samples=n)
-            dbeta = 2.0 * self.beta
+            s1 = xbar.measure(x, nudge=Nudge(-beta, target), n_samples=n)
+            s2 = xbar.measure(x, nudge=Nudge(beta, target), n_samples=n)
+            dbeta = 2.0 * beta
         else:
             s1 = free
-            s2 = xbar.measure(x, nudge=Nudge(self.beta, target), n_samples=n)
-            dbeta = self.beta
+            s2 = xbar.measure(x, nudge=Nudge(beta, target), n_samples=n)
+            dbeta = beta
+        snr = self.adaptive.observe(s1, s2, beta) if self.adaptive else None
         phases = (free, s2) if s1 is free else (free, s1, s2)
         xl = x.to(self._like)
         v1 = [v.to(self._like) for v in s1.voltages]
@@ -177,6 +190,10 @@ class EPController:
             loss=_loss(free, target),
             iterations=sum(m.info.get("iterations", 0.0) for m in phases) / len(phases),
             clipped=report.n_clipped,
+            n_samples=n,
+            beta=beta,
+            reads=batch_reads(n, self.centered, x.shape[0]),
+            snr=snr,
         )
 
     def _momentum_step(self, x: Tensor, v1: list[Tensor], v2: list[Tensor], dbeta: float,

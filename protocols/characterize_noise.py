@@ -77,6 +77,20 @@ class RecommendSpec(_Strict):
     """The noise target of the N recommendation and the batch it is costed on."""
 
     target_v: PositiveFloat = Field(5e-5, description="effective noise wanted per read (V); the paper's sigma_c")
+    signal_v: PositiveFloat | None = Field(
+        None, description="hidden layer's EP signal |s(beta_2) - s(beta_1)| (V); if set, it sets the target"
+    )
+    snr_target: PositiveFloat = Field(2.0, description="update SNR wanted when signal_v is set")
+
+    def noise_target_v(self) -> float:
+        """The Allan deviation to reach: `target_v`, or from the SNR rule `signal_v / (sqrt(2) snr_target)`.
+
+        The difference of two adjacent N-sample means has variance 2 AVAR(N dt), so
+        an update SNR `signal / sqrt(2 AVAR) >= T` is `ADEV(N dt) <= signal / (sqrt(2) T)`:
+        the same rule as `train.adaptive` (hil/adaptive.py), with the measured Allan
+        deviation in place of the white-noise law `sigma / sqrt(N)`.
+        """
+        return self.target_v if self.signal_v is None else self.signal_v / (math.sqrt(2.0) * self.snr_target)
     batch_size: PositiveInt = Field(8, description="examples per EP batch")
     phases: PositiveInt = Field(3, description="reads per example per batch: 3 for centered EP, 2 otherwise")
 
@@ -300,7 +314,8 @@ def characterize_read(
         rc, re_ = combined["telegraph_capture_rate_hz"], combined["telegraph_emission_rate_hz"]
         p = rc / (rc + re_)
         tel = (combined["telegraph_amplitude_v"] ** 2 * p * (1 - p), 1.0 / (rc + re_))
-    rec = averaging.recommend_n(combined["white_sigma_v"], combined["pink_amplitude_v"], dt, cfg.recommend.target_v,
+    target = cfg.recommend.noise_target_v()
+    rec = averaging.recommend_n(combined["white_sigma_v"], combined["pink_amplitude_v"], dt, target,
                          allan=ref.allan, telegraph=tel, overhead_s=max(overhead, 0.0),
                          phases=cfg.recommend.phases, batch_size=cfg.recommend.batch_size)
     return ReadNoiseResult(

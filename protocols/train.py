@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from hil.adaptive import AdaptiveReads
 from hil.config import DataConfig, RunConfig
 from hil.datasets import Split, load, to_voltages
 from hil.diagnostics import SignalMonitor
@@ -129,6 +130,7 @@ class _EpochTally:
     seen: int = 0
     loss: float = 0.0
     wall_s: float = 0.0
+    reads: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -154,8 +156,13 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
     monitor = SignalMonitor(depth, getattr(xbar, "read_sigma_v", None))
     if state is not None and "diagnostics" in state:
         monitor.load_state_dict(state["diagnostics"])
+    adaptive = None
+    if tc.adaptive is not None:
+        adaptive = AdaptiveReads(tc.adaptive, tc.beta, tc.n_samples, depth - 1)
+        if state is not None and "adaptive" in state:
+            adaptive.load_state_dict(state["adaptive"])
     ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b,
-                       monitor=monitor, momentum=tc.momentum, readout=data.readout)
+                       monitor=monitor, momentum=tc.momentum, readout=data.readout, adaptive=adaptive)
     if state is not None and state.get("velocity"):
         ctl.velocity = {k: v.to(ctl.params[k]) for k, v in state["velocity"].items()}
     n_train = len(data.train)
@@ -172,6 +179,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             "tally": tally.__dict__.copy(),
             "diagnostics": monitor.state_dict(),
             "velocity": {k: v.detach().cpu().clone() for k, v in ctl.velocity.items()},
+            **({"adaptive": adaptive.state_dict()} if adaptive else {}),
         }
 
     for epoch in range(start_epoch, tc.epochs):
@@ -189,6 +197,9 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             result = ctl.step(data.inputs(data.train.images[idx]), data.readout.target(labels), labels, lr_scale)
             row = {"epoch": epoch, "batch": b, "size": len(idx), "correct": result.correct, "loss": result.loss,
                    "iterations": result.iterations, "clipped": result.clipped}
+            if adaptive:
+                row.update(n_samples=result.n_samples, beta=result.beta, snr=result.snr)
+            tally.reads += result.reads
             tally.correct += result.correct
             tally.seen += len(idx)
             tally.loss += result.loss * len(idx)
@@ -211,6 +222,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
             "wall_s": train_wall,
             "samples_per_s": tally.seen / max(train_wall, 1e-9),
             "signal": monitor.summary(),
+            "reads": tally.reads,
             "pending": tally.pending,
         }
         tally = _EpochTally()

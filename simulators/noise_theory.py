@@ -41,13 +41,15 @@ def at_single_read_std(
     *,
     corner_hz: float = 1.0,
     f_max_hz: float = 5e5,
+    per_decade: int = 1,
     correlation_s: float = 8e-6,
     occupancy: float = 0.5,
 ) -> Model:
     """A model of `kind` whose single read has standard deviation `sigma_v`.
 
     Pink: total variance `A^2 ln(f_max / corner)` (exact for the discretised sum
-    of `PinkRead.terms`), so `A = sigma / sqrt(ln(f_max / corner))`.
+    of `PinkRead.terms`), so `A = sigma / sqrt(ln(f_max / corner))`; one term per
+    decade by default (a draw costs one normal per term, sample and node).
     Telegraph: variance `a^2 p (1 - p)`, rates set by the correlation time
     `1 / (capture + emission)` and the occupancy `p`.
     """
@@ -57,7 +59,7 @@ def at_single_read_std(
         return OffsetRead(sigma_v=sigma_v)
     if kind == "pink":
         amplitude = sigma_v / math.sqrt(math.log(f_max_hz / corner_hz))
-        return PinkRead(amplitude_v=amplitude, corner_hz=corner_hz, f_max_hz=f_max_hz)
+        return PinkRead(amplitude_v=amplitude, corner_hz=corner_hz, f_max_hz=f_max_hz, per_decade=per_decade)
     if kind == "telegraph":
         total = 1.0 / correlation_s
         p = occupancy

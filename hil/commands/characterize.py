@@ -89,6 +89,11 @@ def summary_text(cfg: CharacterizeConfig, run_id: str, read: ReadNoiseResult | N
                          f"(+-{100 * n.fit.sigma_rel_err:.2g} %), A {n.fit.amplitude_v:.4g} V, Allan minimum "
                          f"{adev:.3g} V at {tau:.3g} s{tel}")
         lines.append("recommendation: " + read.recommendation.text())
+        r = cfg.recommend
+        if r.signal_v is not None:
+            lines.append(f"  (target from the SNR rule: hidden EP signal {r.signal_v:.3g} V / (sqrt 2 x SNR "
+                         f"{r.snr_target:g}) = {r.noise_target_v():.3g} V; train.adaptive applies the same rule "
+                         "online with sigma/sqrt(N))")
         lines += [f"note: {m}" for m in read.notes]
     if write is not None:
         wn, rg, dr, lv = (write.fits[k] for k in ("write_noise", "range", "drift", "levels"))

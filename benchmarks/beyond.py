@@ -1,0 +1,178 @@
+"""Experiments of docs/results/beyond: noise types x N, adaptive vs fixed N, depth.
+
+Each experiment is a list of trials (one training run of the twin each: a base
+config plus overrides); a trial's result is appended to `<out>/<experiment>-trials.jsonl`
+as soon as it finishes, and a re-run skips the trials already there, so a killed
+run resumes.  One process, one torch thread: the machine is shared.
+
+    python benchmarks/beyond.py noise-types --out docs/results/beyond [--seeds 2]
+    python benchmarks/beyond.py adaptive    --out docs/results/beyond
+    python benchmarks/beyond.py depth       --out docs/results/beyond
+    python benchmarks/beyond_report.py --out docs/results/beyond     # tables and figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hil.config import RunConfig, apply_overrides, load_config, validate_section
+from hil.datasets import one_hot
+from hil.interface import Nudge
+from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
+from hil.registry import open_crossbar
+from hil.simulators.noise_theory import at_single_read_std
+from hil.simulators.twin import TwinConfig, TwinCrossbar
+
+NS = (1, 4, 16, 64)
+SIGMA_TYPES = 4e-3  # single-read std of every noise type (V): white N = 1 is far past the onset here
+SMALL = ["network.hidden=[256]", "train.epochs=1", "data.train_subset=5000", "data.test_subset=5000",
+         "train.checkpoint_every=100000", "crossbar.read_path=explicit"]
+
+
+def noise_entry(kind: str, sigma: float) -> list[str]:
+    """Overrides that put `kind` read noise of single-read std `sigma` on the twin."""
+    if kind == "none":
+        return ["crossbar.sigma=0.0"]
+    if kind == "white":
+        return [f"crossbar.sigma={sigma!r}"]
+    model = at_single_read_std(kind, sigma).model_dump(mode="json")
+    return ["crossbar.sigma=0.0", "crossbar.read_noise=" + json.dumps([model])]
+
+
+def noise_types(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
+    trials = []
+    for seed in range(seeds):
+        for centered in (True, False):
+            form = "centered" if centered else "one-sided"
+            base = [*SMALL, f"seed={seed}", f"train.centered={str(centered).lower()}"]
+            trials.append((f"none-{form}-N1-s{seed}", {"kind": "none", "form": form, "n": 1, "seed": seed},
+                           base + noise_entry("none", 0.0)))
+            kinds = ("white", "pink", "telegraph", "offset") if centered else ("offset", "white")
+            for kind in kinds:
+                for n in NS:
+                    point = {"kind": kind, "form": form, "n": n, "seed": seed, "sigma": SIGMA_TYPES}
+                    trials.append((f"{kind}-{form}-N{n}-s{seed}", point,
+                                   base + noise_entry(kind, SIGMA_TYPES) + [f"train.n_samples={n}"]))
+    return trials
+
+
+SIGMA_ADAPTIVE = 2e-3  # above the white onset of the small net (about 5e-4 at N = 1)
+
+
+def adaptive(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
+    trials = []
+    small = [o for o in SMALL if "read_path" not in o]  # white noise: the exact N-sample mean
+    for seed in range(seeds):
+        base = [*small, f"seed={seed}", f"crossbar.sigma={SIGMA_ADAPTIVE!r}", "eval.n_samples=64"]
+        for n in NS:
+            trials.append((f"fixed-N{n}-s{seed}", {"mode": "fixed", "n": n, "seed": seed},
+                           base + [f"train.n_samples={n}"]))
+        for target in (2.0,):
+            ad = {"snr_target": target, "n_min": 2, "n_max": 64}
+            trials.append((f"adaptive-T{target:g}-s{seed}", {"mode": "adaptive", "snr_target": target, "seed": seed},
+                           base + ["train.n_samples=2", "train.adaptive=" + json.dumps(ad)]))
+    return trials
+
+
+DEPTH_SIGMAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+DEPTH_ARCHS = {"256": "[256]", "1024": "[1024]", "1024-1024": "[1024, 1024]"}
+DEPTH_2H = ["train.eta=[0.006, 0.003, 0.0015]"]  # the two-hidden-layer recipe (docs/results/beyond)
+
+
+def depth(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
+    trials = []
+    for seed in range(seeds):
+        for arch, hidden in DEPTH_ARCHS.items():
+            extra = DEPTH_2H if arch == "1024-1024" else []
+            base = ["train.epochs=1", "data.train_subset=3000", "data.test_subset=2000",
+                    "train.checkpoint_every=100000", f"network.hidden={hidden}", f"seed={seed}", *extra]
+            for sigma in (0.0, *DEPTH_SIGMAS):
+                trials.append((f"{arch}-sigma{sigma:g}-s{seed}", {"arch": arch, "sigma": sigma, "seed": seed},
+                               base + [f"crossbar.sigma={sigma!r}"]))
+    return trials
+
+
+EXPERIMENTS = {"noise-types": noise_types, "adaptive": adaptive, "depth": depth}
+
+
+class _Rows(TrainHooks):
+    """Keeps every 10th batch row of an adaptive run (N, beta, SNR over training)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+
+    def batch(self, row: dict[str, Any], running_acc: float, samples_per_s: float) -> None:
+        if "n_samples" in row and row["batch"] % 10 == 0:
+            self.rows.append({k: row[k] for k in ("epoch", "batch", "n_samples", "beta", "snr")})
+
+
+def layer_signals(xbar: Any, cfg: RunConfig, data: Any, n_images: int = 200) -> list[dict[str, float]]:
+    """Per free layer: median and rms of |s(+beta) - s(-beta)| over active nodes of the trained network, noiseless.
+
+    Read on an ideal twin holding the trained conductances (the signal without the
+    noise, so that SNR = signal / (sigma sqrt(2 / N)) can be formed for any sigma, N).
+    """
+    ideal = TwinCrossbar(xbar.topology, TwinConfig(ideal=True, dtype="float64"), seed=0)
+    ideal.program({k: v.double() for k, v in xbar.read_conductances().items()})
+    x = data.inputs(data.test.images[:n_images]).double()
+    t = one_hot(data.test.labels[:n_images], 10).double()
+    beta = cfg.train.beta
+    lo, hi = (ideal.measure(x, nudge=Nudge(b, t)) for b in (-beta, beta))
+    out = []
+    for v1, v2 in zip(lo.voltages, hi.voltages):
+        d = (v2 - v1).abs()
+        active = (v1 != 0) | (v2 != 0)
+        da = d[active]
+        out.append({"median_v": float(da.median()) if da.numel() else 0.0,
+                    "rms_v": float(da.pow(2).mean().sqrt()) if da.numel() else 0.0,
+                    "active": float(active.double().mean())})
+    return out
+
+
+def run_one(overrides: list[str], data_dir: str) -> dict[str, Any]:
+    _, raw = load_config("drn-1h-mnist")
+    cfg = validate_section(RunConfig, apply_overrides(raw, overrides, "beyond"), "beyond")
+    data = prepare_data(cfg, data_dir)
+    t0 = time.perf_counter()
+    hooks = _Rows()
+    with open_crossbar(topology_for(cfg, data.train.images.shape[1]), cfg.crossbar, seed=cfg.seed,
+                       source="beyond") as xbar:
+        epochs = train(xbar, cfg, data, hooks)
+        signals = layer_signals(xbar, cfg, data)
+    rows = [{k: v for k, v in e.items() if k != "pending"} for e in epochs]
+    return {"final_test_acc": rows[-1]["test_acc"], "epochs": rows, "wall_s": time.perf_counter() - t0,
+            "signals": signals, "adaptive_rows": hooks.rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    ap.add_argument("--out", type=Path, default=Path("docs/results/beyond"))
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--data-dir", default=os.environ.get("HIL_DATA_DIR", "../shared/datasets"))
+    ap.add_argument("--only", default="", help="run only trials whose label contains this")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.experiment}-trials.jsonl"
+    done = {json.loads(line)["label"] for line in path.read_text().splitlines()} if path.exists() else set()
+    todo = [t for t in EXPERIMENTS[args.experiment](args.seeds) if t[0] not in done and args.only in t[0]]
+    print(f"{args.experiment}: {len(todo)} trials to run ({len(done)} done) -> {path}", flush=True)
+    for i, (label, point, overrides) in enumerate(todo, 1):
+        result = run_one(overrides, args.data_dir)
+        row = {"label": label, **point, "overrides": overrides, **result}
+        with path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(f"[{i}/{len(todo)}] {label}: acc {result['final_test_acc']:.4f} ({result['wall_s']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
