@@ -8,6 +8,7 @@ run resumes.  One process, one torch thread: the machine is shared.
     python benchmarks/beyond.py noise-types --out docs/results/beyond [--seeds 2]
     python benchmarks/beyond.py adaptive    --out docs/results/beyond
     python benchmarks/beyond.py depth       --out docs/results/beyond
+    python benchmarks/beyond.py update-noise --out docs/results/beyond   # EP gradient noise, no training
     python benchmarks/beyond_report.py --out docs/results/beyond     # tables and figures
 """
 
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import torch
 
 from hil.config import RunConfig, apply_overrides, load_config, validate_section
 from hil.datasets import one_hot
+from hil.ep import ep_gradient, initial_conductances
 from hil.interface import Nudge
 from hil.protocols.train import TrainHooks, prepare_data, topology_for, train
 from hil.registry import open_crossbar
@@ -81,22 +85,64 @@ def adaptive(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
     return trials
 
 
-DEPTH_SIGMAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 DEPTH_ARCHS = {"256": "[256]", "1024": "[1024]", "1024-1024": "[1024, 1024]"}
-DEPTH_2H = ["train.eta=[0.006, 0.003, 0.0015]"]  # the two-hidden-layer recipe (docs/results/beyond)
+# the two-hidden-layer recipe: the reference DRN-2H (fast-drn drn.py): input gain 2000, lr 0.002/0.006/0.018
+DEPTH_2H = ["data.input_gain=2000.0", "train.eta=[0.002, 0.006, 0.018]"]
 
 
 def depth(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """Coarse sigmas first (0, 1e-3, 1e-2), then the ones between, so a cut-short run still brackets the onset."""
     trials = []
     for seed in range(seeds):
-        for arch, hidden in DEPTH_ARCHS.items():
-            extra = DEPTH_2H if arch == "1024-1024" else []
-            base = ["train.epochs=1", "data.train_subset=3000", "data.test_subset=2000",
-                    "train.checkpoint_every=100000", f"network.hidden={hidden}", f"seed={seed}", *extra]
-            for sigma in (0.0, *DEPTH_SIGMAS):
+        for sigma in (0.0, 1e-3, 1e-2, 3e-3, 3e-4, 1e-4):
+            for arch, hidden in DEPTH_ARCHS.items():
+                extra = DEPTH_2H if arch == "1024-1024" else []
+                base = ["train.epochs=1", "data.train_subset=1500", "data.test_subset=1000",
+                        "train.checkpoint_every=100000", f"network.hidden={hidden}", f"seed={seed}", *extra]
                 trials.append((f"{arch}-sigma{sigma:g}-s{seed}", {"arch": arch, "sigma": sigma, "seed": seed},
                                base + [f"crossbar.sigma={sigma!r}"]))
     return trials
+
+
+def update_noise(out: Path, data_dir: str, batches: int = 12) -> None:
+    """The EP gradient's noise per type and N, without training: rms(grad_noisy - grad_ideal) per block.
+
+    On the initial 1568-256-10 network of seed 0 and the first `batches` MNIST batches of 4, each
+    type at the same single-read std as the training runs; the ideal twin gives the exact gradient.
+    This measures what the update sees, rows sharing the slow noise included.
+    """
+    _, raw = load_config("drn-1h-mnist")
+    cfg = validate_section(RunConfig, apply_overrides(raw, SMALL, "beyond"), "beyond")
+    data = prepare_data(cfg, data_dir)
+    topo = topology_for(cfg, data.train.images.shape[1])
+    g = initial_conductances(topo, [1.0, 1.0], torch.Generator().manual_seed(0))
+    ideal = TwinCrossbar(topo, TwinConfig(ideal=True), seed=0)
+    ideal.program(g)
+    rows = []
+    for kind in ("white", "pink", "telegraph", "offset"):
+        for n in (1, 2, 4, 8, 16, 32, 64):
+            spec = {"read_path": "explicit", **({"sigma": SIGMA_TYPES} if kind == "white" else
+                    {"read_noise": [at_single_read_std(kind, SIGMA_TYPES).model_dump(mode="json")]})}
+            xbar = TwinCrossbar(topo, TwinConfig.model_validate(spec), seed=1)
+            xbar.program(g)
+            err2: dict[str, float] = defaultdict(float)
+            ref2: dict[str, float] = defaultdict(float)
+            for b in range(batches):
+                x = data.inputs(data.train.images[4 * b : 4 * b + 4])
+                t = one_hot(data.train.labels[4 * b : 4 * b + 4], 10)
+                xbar.measure(x, n_samples=n)  # the free phase, as in training: it advances the clock
+                lo, hi = (xbar.measure(x, nudge=Nudge(beta, t), n_samples=n) for beta in (-1.0, 1.0))
+                ilo, ihi = (ideal.measure(x, nudge=Nudge(beta, t)) for beta in (-1.0, 1.0))
+                noisy = ep_gradient(x, lo.voltages, hi.voltages, 2.0, topo)
+                exact = ep_gradient(x, ilo.voltages, ihi.voltages, 2.0, topo)
+                for k in noisy:
+                    err2[k] += float(((noisy[k] - exact[k]) ** 2).mean())
+                    ref2[k] += float((exact[k] ** 2).mean())
+            rows.append({"kind": kind, "n": n, **{f"rms_err_{k}": math.sqrt(v / batches) for k, v in err2.items()},
+                         **{f"rms_grad_{k}": math.sqrt(v / batches) for k, v in ref2.items()}})
+            print(kind, n, {k: f"{math.sqrt(v / batches):.3g}" for k, v in err2.items()}, flush=True)
+    (out / "update-noise.json").write_text(json.dumps({"sigma_v": SIGMA_TYPES, "batches": batches, "rows": rows},
+                                                      indent=1))
 
 
 EXPERIMENTS = {"noise-types": noise_types, "adaptive": adaptive, "depth": depth}
@@ -154,7 +200,7 @@ def run_one(overrides: list[str], data_dir: str) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    ap.add_argument("experiment", choices=[*sorted(EXPERIMENTS), "update-noise"])
     ap.add_argument("--out", type=Path, default=Path("docs/results/beyond"))
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--data-dir", default=os.environ.get("HIL_DATA_DIR", "../shared/datasets"))
@@ -162,6 +208,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.experiment == "update-noise":
+        update_noise(args.out, args.data_dir)
+        return
     path = args.out / f"{args.experiment}-trials.jsonl"
     done = {json.loads(line)["label"] for line in path.read_text().splitlines()} if path.exists() else set()
     todo = [t for t in EXPERIMENTS[args.experiment](args.seeds) if t[0] not in done and args.only in t[0]]
