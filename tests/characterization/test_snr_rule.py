@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from hil.analysis import averaging as ns
 from hil.adaptive import AdaptiveConfig, AdaptiveReads
+from hil.analysis import averaging as ns
 from hil.interface import Measurement
 from hil.protocols.characterize_noise import RecommendSpec
 
