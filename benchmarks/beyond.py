@@ -94,8 +94,10 @@ def depth(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
     """Noiseless and 1e-3 first, then down to the onset (3e-4, 1e-4), then up: a cut-short run still brackets it."""
     trials = []
     for seed in range(seeds):
-        for sigma in (0.0, 1e-3, 3e-4, 1e-4, 3e-3, 1e-2):
+        for sigma in (0.0, 1e-3, 3e-4, 1e-4, 3e-5, 3e-3, 1e-2):
             for arch, hidden in DEPTH_ARCHS.items():
+                if sigma == 3e-5 and arch != "1024-1024":  # only the deep net's first layer is that weak
+                    continue
                 extra = DEPTH_2H if arch == "1024-1024" else []
                 base = ["train.epochs=1", "data.train_subset=1500", "data.test_subset=1000",
                         "train.checkpoint_every=100000", f"network.hidden={hidden}", f"seed={seed}", *extra]

@@ -234,14 +234,16 @@ def depth(out: Path) -> dict[str, Any]:
         xs, ys = [r["sigma"] for r in noisy], [r["final_test_acc"] for r in noisy]
         se = math.sqrt(plateau * (1 - plateau) / n_test)
         onset = crossing(xs, ys, plateau - ONSET_DROP)
+        below_grid = bool(ys) and ys[0] < plateau - ONSET_DROP  # already past the onset at the smallest sigma
         lo, hi = crossing(xs, ys, plateau - ONSET_DROP + 2 * se), crossing(xs, ys, plateau - ONSET_DROP - 2 * se)
         sig = plateau_rows[0]["signals"]
         row = {"arch": arch, "noiseless_acc": round(plateau, 4), "sigma_onset_v": onset,
+               "onset_below_v": xs[0] if below_grid else None,
                "onset_lo_v": lo, "onset_hi_v": hi,
                **{f"acc@{r['sigma']:g}": round(r["final_test_acc"], 4) for r in noisy}}
         for l, s in enumerate(sig[:-1], start=1):
             row[f"h{l}_signal_median_v"] = s["median_v"]
-            row[f"h{l}_snr_at_onset"] = s["median_v"] / (onset * math.sqrt(2)) if onset else None
+            row[f"h{l}_snr_at_onset"] = s["median_v"] / onset if onset else None  # hil/diagnostics.py convention
         row["out_signal_median_v"] = sig[-1]["median_v"]
         table.append(row)
         curves[arch] = (xs, ys, plateau, [[s["median_v"] for s in r["signals"]] for r in noisy], sig)
@@ -255,7 +257,7 @@ def depth(out: Path) -> dict[str, Any]:
         if onset:
             ax.axvline(onset, color=color, lw=0.8, ls="--")
         for l in range(len(sig0) - 1):
-            snr = [s[l] / (x * math.sqrt(2)) for s, x in zip(sigs, xs)]
+            snr = [s[l] / x for s, x in zip(sigs, xs)]
             axs.plot(xs, snr, "o-" if l == 0 else "s--", color=color, label=f"{arch} hidden {l + 1}")
     ax.set_xscale("log")
     ax.set_xlabel("read noise sigma (V), N = 1")
@@ -266,7 +268,7 @@ def depth(out: Path) -> dict[str, Any]:
     axs.set_yscale("log")
     axs.axhline(1.0, color="0.5", lw=0.8)
     axs.set_xlabel("read noise sigma (V), N = 1")
-    axs.set_ylabel("update SNR: median |dh| / (sigma sqrt 2)")
+    axs.set_ylabel("update SNR: median |dh| / sigma")
     axs.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "depth.png", dpi=130)
