@@ -197,7 +197,8 @@ def adaptive(out: Path) -> dict[str, Any]:
     for r in rows:
         if r["mode"] == "adaptive" and r.get("adaptive_rows"):
             b = [a["batch"] for a in r["adaptive_rows"]]
-            axn.plot(b, [a["n_samples"] for a in r["adaptive_rows"]], lw=0.8, label=f"N, seed {r['seed']}")
+            axn.plot(b, [a["n_samples"] for a in r["adaptive_rows"]], lw=0.8,
+                     label=f"T={r['snr_target']:g}, seed {r['seed']}")
     axn.set_xlabel("batch")
     axn.set_ylabel("N chosen")
     axn.set_yscale("log", base=2)
