@@ -3,8 +3,9 @@
 import logging
 
 from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
+from hil.workspace import Workspace, open_workspace
 
-__all__ = ["Crossbar", "Measurement", "Nudge", "ProgramReport", "Topology"]
+__all__ = ["Crossbar", "Measurement", "Nudge", "ProgramReport", "Topology", "Workspace", "open_workspace"]
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -55,7 +55,8 @@ _registered = False
 
 #: optional dependencies and the extra that installs each
 _EXTRAS = {"pyvisa": "lab", "pyvisa_py": "lab", "pymeasure": "lab", "dask": "sweep", "distributed": "sweep",
-           "allantools": "noise"}
+           "allantools": "noise", "pandas": "data", "xarray": "data", "pyarrow": "data", "netCDF4": "data",
+           "aiohttp": "dashboard", "plotly": "dashboard"}
 
 
 def main(argv: list[str] | None = None) -> None:

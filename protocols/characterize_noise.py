@@ -215,6 +215,7 @@ class ReadNoiseResult:
     wall_s: float
     chunks: int
     notes: list[str] = field(default_factory=list)
+    raw: tuple[np.ndarray, np.ndarray, list[str]] | None = None  # (reads (n, nodes), times_s, node names), as read
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -295,6 +296,7 @@ def characterize_read(
     gaps = [times[s] - times[s - 1] - dt for s in starts[1:]]
     overhead = float(np.mean(gaps)) if gaps else 0.0
     overhead = overhead if overhead > 1e-6 * dt else 0.0
+    raw = (reads.copy(), times.copy(), list(spec.nodes))
     if spec.detrend == "linear":  # the mean stays; the slope (drifting conductances) goes
         tc = times - times.mean()
         reads -= np.outer(tc, (tc @ (reads - reads.mean(axis=0))) / (tc @ tc))
@@ -321,4 +323,5 @@ def characterize_read(
     return ReadNoiseResult(
         nodes=results, dt_s=dt, dead_time_s=dead, overhead_s=max(overhead, 0.0), combined=combined,
         recommendation=rec, read_noise=entries, wall_s=time.perf_counter() - t0, chunks=len(starts), notes=notes,
+        raw=raw,
     )

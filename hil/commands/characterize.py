@@ -35,6 +35,7 @@ from hil.protocols.characterize_noise import (
 from hil.registry import check_crossbar, open_crossbar
 from hil.runner import Runner, StopRequested
 from hil.store import Store, atomic_write_text, code_version
+from hil.workspace import save_samples
 
 console = Console()
 
@@ -171,6 +172,8 @@ def _run(command: str, config: str | None, sets: list[str], crossbar: str | None
     figures = _figures(read, write, out_dir)
     summary = {"read": read.summary() if read else None, "write": write.summary() if write else None,
                "calibration": str(out_dir / "calibration.yaml")}
+    if read is not None and read.raw is not None:  # for hil.open_workspace(...).samples(run) and the dashboard
+        save_samples(store.run_dir(run_id), *read.raw)
     store.put_artifact(run_id, "summary", "json", summary)
     store.put_artifact(run_id, "calibration.yaml", "yaml", cal)
     store.put_artifact(run_id, "summary.txt", "text", text)

@@ -83,5 +83,21 @@ def signal_table(rows: list[dict]) -> Table:
     return table
 
 
+@runs_app.command("export")
+def export_run(
+    run_id: Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")],
+    format_: Annotated[str, typer.Option("--format", help="csv, parquet or netcdf")] = "csv",
+    out: Annotated[Path, typer.Option(help="folder for the files")] = Path("."),
+    workspace: Annotated[str | None, typer.Option(help="run store folder (default ./hil-runs)")] = None,
+) -> None:
+    """Write a run's epochs, batches, trials and raw samples for pandas, xarray or a spreadsheet."""
+    from hil.export import export_run as export
+    from hil.workspace import open_workspace
+
+    with open_workspace(workspace) as ws:
+        for path in export(ws, run_id, format_, out):
+            console.print(f"wrote {path}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
