@@ -34,9 +34,9 @@ app = typer.Typer(
 
 
 def _register_builtin() -> None:
-    from hil.commands import bench, characterize, data, diagnose, plot, runs, sweep, train
+    from hil.commands import bench, characterize, dashboard, data, diagnose, plot, runs, sweep, train
 
-    for module in (train, runs, bench, data, characterize, sweep, plot, diagnose):
+    for module in (train, runs, bench, data, characterize, sweep, plot, diagnose, dashboard):
         module.register(app)
 
 

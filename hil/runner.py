@@ -5,11 +5,16 @@ where it checkpoints and exits; a second SIGINT stops at once.  Once cleanup
 starts, further signals are logged, not raised, so `safe_state()` always runs
 to the end (bluesky #1072).  A run that stops early exits 130 (SIGINT) or 143
 (SIGTERM) and resumes with `hil train --resume RUN`.
+
+A stop asked from elsewhere (the dashboard's stop button writes a row to the run
+store) takes the very same path: `StopWatcher` polls the store from a thread and
+sends this process one SIGINT, as a Ctrl-C in its terminal would.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -79,3 +84,38 @@ class Runner:
         finally:
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
+
+
+class StopWatcher:
+    """Context manager: poll the run store for a stop request of `run_id` in a thread; on one, send this
+    process a single SIGINT, so the run stops exactly as on Ctrl-C (checkpoint, safe state, resumable)."""
+
+    def __init__(self, workspace: Any, run_id: str, every_s: float = 0.25) -> None:
+        self.workspace, self.run_id, self.every_s = workspace, run_id, every_s
+        self.fired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="hil-stop-watcher", daemon=True)
+
+    def _watch(self) -> None:
+        from hil.store import Store
+
+        with Store(self.workspace) as store:  # its own connection: SQLite connections stay in their thread
+            while not self._done.wait(self.every_s):
+                try:
+                    hit = store.stop_requested(self.run_id)
+                except Exception:  # a busy store is no reason to stop a run
+                    log.debug("stop request poll failed", exc_info=True)
+                    continue
+                if hit:
+                    log.warning("stop requested from the run store (dashboard): stopping as on Ctrl-C")
+                    self.fired = True
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+
+    def __enter__(self) -> StopWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)

@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 """
 
+# Stop requests (the dashboard's stop button): one row per run asked to stop; the running
+# process polls it (hil.runner.StopWatcher) and stops as on Ctrl-C. Cleared when the run resumes.
+STOP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stop_requests (run_id TEXT PRIMARY KEY, requested_s REAL NOT NULL, source TEXT);
+"""
+
 
 def code_version() -> str:
     """The package version plus the git commit when running from a checkout."""
@@ -101,6 +107,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._db.executescript(TRIALS_SCHEMA)
+        self._db.executescript(STOP_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -228,6 +235,19 @@ class Store:
                 d[key] = json.loads(d[key]) if d[key] is not None else None
             out.append(d)
         return out
+
+    # stop requests ---------------------------------------------------------
+    def request_stop(self, run_id: str, source: str = "") -> None:
+        """Ask the process running `run_id` to stop at its next batch (or trial) boundary, as Ctrl-C does."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO stop_requests VALUES (?,?,?)", (run_id, time.time(), source))
+
+    def stop_requested(self, run_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM stop_requests WHERE run_id=?", (run_id,)).fetchone() is not None
+
+    def clear_stop(self, run_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM stop_requests WHERE run_id=?", (run_id,))
 
     # checkpoints -----------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:

@@ -95,6 +95,7 @@ def _matches(trial: Trial, where: list[str]) -> bool:
 
 def register_sweep(sweep: Sweep, store: Any) -> None:
     """The sweep is a run of kind `sweep` in the store (id stable across re-runs)."""
+    store.clear_stop(sweep.id)  # a stop asked of an earlier attempt does not stop this one
     try:
         store.run(sweep.id)
         store.set_status(sweep.id, "running")

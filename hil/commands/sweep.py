@@ -20,6 +20,7 @@ from rich.table import Table
 
 from hil.analysis.sweep_stats import trial_table
 from hil.errors import UserError
+from hil.runner import StopWatcher
 from hil.store import Store
 from hil.sweep import load_sweep
 from hil.sweep_cost import estimate
@@ -101,7 +102,7 @@ def sweep_command(
 
     t0 = time.perf_counter()
     try:
-        with progress:
+        with progress, StopWatcher(store.workspace, sweep.id):  # the dashboard's stop button: as Ctrl-C
             report = run_sweep(sweep, store, client, data_dir=data_dir, torch_threads=n_threads, where=where,
                                on_start=on_start, on_result=on_result)
     except KeyboardInterrupt:

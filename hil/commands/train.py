@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -22,18 +23,28 @@ from hil.errors import UserError
 from hil.estimate import Estimate, planner_for
 from hil.protocols.train import TrainHooks, prepare_data, topology_for, train, training_plan
 from hil.registry import check_crossbar, open_crossbar
-from hil.runner import Runner, StopRequested
+from hil.runner import Runner, StopRequested, StopWatcher
 from hil.store import Store
 
 console = Console(soft_wrap=True)
 
 
 class StoreHooks(TrainHooks):
-    """Persist a run to the store and show a progress bar with running accuracy and samples/s."""
+    """Persist a run to the store and show a progress bar with running accuracy and samples/s.
+
+    Besides the checkpointed rows, batches go to the store every `live_every_s` (with a
+    `progress` artifact: position, samples/s), so that `hil dashboard` shows them live.
+    Those rows are replayed and replaced (same key) if a killed run resumes.
+    """
+
+    live_every_s = 0.5
 
     def __init__(self, store: Store, run_id: str, runner: Runner, epochs: int, quiet: bool) -> None:
         super().__init__()
         self.store, self.run_id, self.runner, self.n_epochs = store, run_id, runner, epochs
+        self._live: list[dict[str, Any]] = []
+        self._flushed = time.monotonic()
+        self._position: dict[str, Any] = {}
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[of]}"),
             BarColumn(),
@@ -57,16 +68,28 @@ class StoreHooks(TrainHooks):
             "train", total=total_batches, completed=done_batches, epoch=epoch + 1, of=self.n_epochs, acc=0.0, sps=0.0,
             spb=0.0,
         )
+        self._position = {"epoch": epoch, "epochs": self.n_epochs, "batches": total_batches, "batch": done_batches}
 
     def batch(self, row: dict[str, Any], running_acc: float, samples_per_s: float) -> None:
         self._sps = samples_per_s if not self._sps else 0.95 * self._sps + 0.05 * samples_per_s
         self.progress.update(self.task, advance=1, acc=running_acc, sps=self._sps,
                              spb=row["size"] / max(samples_per_s, 1e-12))
+        self._live.append(row)
+        self._position.update(batch=row["batch"] + 1, samples_per_s=self._sps, running_acc=running_acc)
+        if time.monotonic() - self._flushed >= self.live_every_s:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.store.add_batches(self.run_id, self._live)
+        self.store.put_artifact(self.run_id, "progress", "json", {**self._position, "t_s": time.time()})
+        self._live, self._flushed = [], time.monotonic()
 
     def epoch(self, row: dict[str, Any]) -> None:
         super().epoch(row)
         self.store.add_batches(self.run_id, row["pending"])
         self.store.add_epoch(self.run_id, row)
+        self._live = []  # all in `pending`, just written
+        self._flush()
         self.progress.stop()
         console.print(
             f"epoch {row['epoch'] + 1}/{self.n_epochs}: train {row['train_acc']:.4f} "
@@ -77,6 +100,7 @@ class StoreHooks(TrainHooks):
         )
 
     def save(self, state: dict[str, Any]) -> None:
+        self._flush()
         self.store.save_checkpoint(self.run_id, state)
         self.store.add_batches(self.run_id, state["tally"]["pending"])
 
@@ -143,9 +167,10 @@ def train_command(
         run_id = store.create_run(cfg.name, raw, crossbar=cfg.crossbar.get("kind", "twin"))
     else:
         store.set_status(run_id, "running")
+    store.clear_stop(run_id)  # a stop asked of an earlier attempt does not stop this one
     console.print(f"run [bold]{run_id}[/]  layers {topology.layers}  crossbar {cfg.crossbar.get('kind', 'twin')}  "
                   f"store {store.path}", highlight=False)
-    with Runner() as runner:
+    with Runner() as runner, StopWatcher(store.workspace, run_id):
         try:
             xbar = runner.attach(open_crossbar(topology, cfg.crossbar, seed=cfg.seed, source=source))
             epochs = train(xbar, cfg, data, StoreHooks(store, run_id, runner, cfg.train.epochs, quiet))
