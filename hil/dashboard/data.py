@@ -33,7 +33,8 @@ class DashboardData:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def has_table(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+        return self.db.execute(query, (name,)).fetchone() is not None
 
     # the runs page ---------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:

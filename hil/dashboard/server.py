@@ -175,13 +175,13 @@ async def _sse(request: web.Request, step) -> web.StreamResponse:
     app = request.app
     try:
         while True:
+            seen = app["version"]  # before the query: a change during the write below wakes the next wait
             payload = step()
             if payload is not None:
                 await resp.write(f"data: {json.dumps(payload)}\n\n".encode())
-            seen = app["version"]
             async with app["changed"]:
                 try:
-                    await asyncio.wait_for(app["changed"].wait_for(lambda: app["version"] != seen), KEEPALIVE_S)
+                    await asyncio.wait_for(app["changed"].wait_for(lambda v=seen: app["version"] != v), KEEPALIVE_S)
                 except asyncio.TimeoutError:
                     await resp.write(b": keep-alive\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
