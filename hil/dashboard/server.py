@@ -179,14 +179,21 @@ async def _sse(request: web.Request, step) -> web.StreamResponse:
             payload = step()
             if payload is not None:
                 await resp.write(f"data: {json.dumps(payload)}\n\n".encode())
-            async with app["changed"]:
-                try:
-                    await asyncio.wait_for(app["changed"].wait_for(lambda v=seen: app["version"] != v), KEEPALIVE_S)
-                except asyncio.TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
+            if not await _changed_since(app, seen):
+                await resp.write(b": keep-alive\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     return resp
+
+
+async def _changed_since(app: web.Application, seen: int) -> bool:
+    """Wait until the store changed after version `seen` (True), or KEEPALIVE_S passed (False)."""
+    async with app["changed"]:
+        try:
+            await asyncio.wait_for(app["changed"].wait_for(lambda: app["version"] != seen), KEEPALIVE_S)
+        except asyncio.TimeoutError:
+            return False
+    return True
 
 
 async def _runs_events(request: web.Request) -> web.StreamResponse:

@@ -196,9 +196,18 @@ function trainPage(run) {
 
   addBatches(run.batches);
   setState(run);
+  // messages that arrive while the page is busy are drawn together, at most once per frame
+  let queued = [], latest = null;
+  const draw = () => {
+    addBatches(queued);
+    setState(latest);
+    queued = [];
+    latest = null;
+  };
   stream(`/api/run/${encodeURIComponent(RUN)}/events?epoch=${last.epoch}&batch=${last.batch}`, (d) => {
-    addBatches(d.batches);
-    setState(d);
+    if (latest === null) requestAnimationFrame(draw);
+    queued = queued.concat(d.batches);
+    latest = d;
   });
 }
 
