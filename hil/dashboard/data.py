@@ -124,6 +124,11 @@ class DashboardData:
                               (run_id,))
         return {r["name"]: {"kind": r["kind"], "body": json.loads(r["body"])} for r in cur}
 
+    def trials_seen(self, run_id: str) -> list[Any]:
+        """(count, last finished time) of a sweep's recorded trials: changes with every trial that arrives."""
+        return list(self.db.execute("SELECT COUNT(*), MAX(finished_s) FROM trials WHERE sweep_id=?", (run_id,))
+                    .fetchone())
+
     def stop_requested(self, run_id: str) -> bool:
         return self.store.stop_requested(run_id)
 
@@ -160,8 +165,8 @@ def _sweep_size(config: dict[str, Any]) -> int | None:
     n = 1
     for values in grid.values():
         n *= len(values) if isinstance(values, list) else 1
-    seeds = config.get("seeds") or 1
-    return n * (seeds if isinstance(seeds, int) else len(seeds))
+    seeds = config.get("seeds")  # the stored (resolved) grid already holds the seed axis `seeds: n` adds
+    return n * seeds if isinstance(seeds, int) and "seed" not in grid else n
 
 
 def _finite(v: Any) -> Any:

@@ -151,7 +151,7 @@ def run_state(data: DashboardData, run: dict[str, Any]) -> dict[str, Any]:
     rid = run["id"]
     return {"status": run["status"], "stoppable": run["stoppable"], "stop_requested": data.stop_requested(rid),
             "updated_s": run["updated_s"], "summary": run["summary"], "epochs": data.epochs(rid),
-            "layer_signal": data.layer_signal(rid), "progress": data.progress(rid)}
+            "layer_signal": data.layer_signal(rid), "progress": data.progress(rid), "trials": data.trials_seen(rid)}
 
 
 async def _api_run(request: web.Request) -> web.Response:
