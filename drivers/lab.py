@@ -103,6 +103,18 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
         self._previous_sigterm: Any = None
         self._install_handlers()
 
+    def describe(self) -> dict[str, object]:
+        """Get the station, instrument identities (*IDN? at open), limits and last source levels (V)."""
+        return {
+            "station": self.station.name, "source": self.source,
+            "instruments": {name: {"kind": spec.kind, "address": spec.address, "idn": self.idn.get(name, "")}
+                            for name, spec in self.station.instruments.items()},
+            "limits": self.station.limits.model_dump(mode="json"),
+            "last_levels_v": {name: dict(getattr(inst, "last_levels", {}) or {})
+                              for name, inst in self.instruments.items()},
+            "cleanup_failures": list(self.cleanup_failures),
+        }
+
     # --- construction -------------------------------------------------------------------
     @classmethod
     def check_spec(

@@ -169,6 +169,17 @@ class SupportsState(Protocol):
     def load_state_dict(self, state: dict[str, object]) -> None: ...
 
 
+@runtime_checkable
+class SupportsDescribe(Protocol):
+    """A crossbar that can say what it is: a board's station, instrument identities, limits, last levels.
+
+    Answered from what the crossbar already knows (no instrument traffic), so a run can
+    record it often; the dashboard shows it on the run's page.
+    """
+
+    def describe(self) -> dict[str, object]: ...
+
+
 def hidden_bounds(n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     """Lower and upper voltage bounds that the diodes impose on a hidden layer of n nodes."""
     inf = torch.full((n,), float("inf"), dtype=dtype, device=device)

@@ -21,6 +21,7 @@ from hil.config import (
 from hil.diagnostics import summary_text
 from hil.errors import UserError
 from hil.estimate import Estimate, planner_for
+from hil.interface import SupportsDescribe
 from hil.protocols.train import TrainHooks, prepare_data, topology_for, train, training_plan
 from hil.registry import check_crossbar, open_crossbar
 from hil.runner import Runner, StopRequested, StopWatcher
@@ -39,9 +40,11 @@ class StoreHooks(TrainHooks):
 
     live_every_s = 0.5
 
-    def __init__(self, store: Store, run_id: str, runner: Runner, epochs: int, quiet: bool) -> None:
+    def __init__(self, store: Store, run_id: str, runner: Runner, epochs: int, quiet: bool,
+                 xbar: object = None) -> None:
         super().__init__()
         self.store, self.run_id, self.runner, self.n_epochs = store, run_id, runner, epochs
+        self._describe = xbar.describe if isinstance(xbar, SupportsDescribe) else None  # a board's station
         self._live: list[dict[str, Any]] = []
         self._flushed = time.monotonic()
         self._position: dict[str, Any] = {}
@@ -82,6 +85,8 @@ class StoreHooks(TrainHooks):
     def _flush(self) -> None:
         self.store.add_batches(self.run_id, self._live)
         self.store.put_artifact(self.run_id, "progress", "json", {**self._position, "t_s": time.time()})
+        if self._describe is not None:
+            self.store.put_artifact(self.run_id, "station", "json", self._describe())
         self._live, self._flushed = [], time.monotonic()
 
     def epoch(self, row: dict[str, Any]) -> None:
@@ -173,7 +178,7 @@ def train_command(
     with Runner() as runner, StopWatcher(store.workspace, run_id):
         try:
             xbar = runner.attach(open_crossbar(topology, cfg.crossbar, seed=cfg.seed, source=source))
-            epochs = train(xbar, cfg, data, StoreHooks(store, run_id, runner, cfg.train.epochs, quiet))
+            epochs = train(xbar, cfg, data, StoreHooks(store, run_id, runner, cfg.train.epochs, quiet, xbar))
         except StopRequested as stop:
             store.set_status(run_id, "interrupted")
             console.print(f"{stop}; checkpoint saved. Continue with: hil train --resume {run_id}")
