@@ -5,6 +5,7 @@ random token; a state-changing request (the stop button's POST) must carry it in
 `X-HIL-Token` header or is refused with 403, so another web page open in the same
 browser cannot stop a run.  Bound off-loopback, every request needs the token (the
 start-up URL's `?token=` sets a same-site cookie), and the printed URL carries it.
+On loopback, a request whose Host is not a loopback name is refused (DNS rebinding).
 
 Live updates: one task polls SQLite's `data_version` every `poll_s`; when another
 process has committed, every open event stream queries what its page has not seen.
@@ -55,6 +56,9 @@ async def _auth(request: web.Request, handler):
     app = request.app
     token = app["token"]
     given = request.headers.get(TOKEN_HEADER) or request.query.get("token") or request.cookies.get(COOKIE) or ""
+    if app["loopback"] and not is_loopback((request.url.host or "").strip("[]")):
+        # a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) must not read the token
+        raise web.HTTPForbidden(text="403: on loopback this dashboard answers to 127.0.0.1 / localhost only\n")
     if not app["loopback"] and not secrets.compare_digest(given, token):
         raise web.HTTPForbidden(text="403: this dashboard needs its token (see the URL printed at start-up)\n")
     if request.method not in ("GET", "HEAD") and not secrets.compare_digest(

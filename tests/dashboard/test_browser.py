@@ -181,3 +181,6 @@ def test_on_loopback_a_state_change_still_needs_the_token(workspace, server, hea
         assert not store.stop_requested(run_id)
         assert _request(f"{server.url}/api/run/{run_id}/stop", "POST", {"X-HIL-Token": server.app["token"]})[0] == 202
         assert store.stop_requested(run_id)
+        # a page of another site that resolves its name to 127.0.0.1 (DNS rebinding) gets nothing, not the token
+        code, body = _request(f"{server.url}/", headers={"Host": f"evil.example:{server.port}"})
+        assert code == 403 and server.app["token"] not in body
