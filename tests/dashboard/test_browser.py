@@ -17,7 +17,8 @@ import urllib.request
 import pytest
 
 from hil.store import Store
-from hil.sweep import load_sweep, register_sweep
+from hil.sweep import load_sweep
+from hil.sweep_run import register_sweep
 from tests.conftest import REPO
 from tests.dashboard.conftest import needs_browser, running_run, start_training, wait_for
 
