@@ -8,6 +8,7 @@ import math
 import pytest
 
 from hil.cli import main
+from hil.diagnostics import DEFAULT_SNR_CRIT
 from hil.store import Store
 
 
@@ -34,9 +35,10 @@ def test_diagnose_predicts_signal_over_snr_crit_times_sqrt_n(tmp_path, capsys):
     assert out["sigma_onset"]["1"] == pytest.approx(1e-4)
     assert out["sigma_onset"]["16"] == pytest.approx(4e-4)
     assert out["implied_snr_crit"] == pytest.approx(4.0)
-    main(["diagnose", run_id, "--workspace", str(tmp_path), "--epoch", "1", "--n", "4"])
+    main(["diagnose", run_id, "--workspace", str(tmp_path), "--epoch", "1", "--n", "4"])  # default SNR_crit
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["sigma_onset"]["4"] == pytest.approx(1e-4 / 1.0 * math.sqrt(4))
+    assert out["snr_crit"] == DEFAULT_SNR_CRIT
+    assert out["sigma_onset"]["4"] == pytest.approx(1e-4 / DEFAULT_SNR_CRIT * math.sqrt(4))
 
 
 def test_runs_show_lists_the_signal_table(tmp_path, capsys):
