@@ -55,6 +55,8 @@ class SafeInstrument:
     cleanup_timeout_s: float = 0.5
     #: error-queue query; TSP instruments override it
     error_query = "SYST:ERR?"
+    #: mains-frequency query (`:SYST:LFR?`, TSP `print(localnode.linefreq)`); None: the instrument cannot say
+    line_query: str | None = None
 
     def _init_safe(self) -> None:
         self.last_levels: dict[str, float] = {}
@@ -63,6 +65,19 @@ class SafeInstrument:
     def identify(self) -> str:
         """Get the identification string (*IDN?)."""
         return self.ask("*IDN?").strip()
+
+    def line_frequency(self) -> float:
+        """Get the mains frequency the instrument measures (Hz); the timing model's when it cannot say."""
+        if self.line_query is None:
+            return float(self.timing.line_hz)  # type: ignore[attr-defined]
+        reply = self.ask(self.line_query).strip()
+        try:
+            hz = float(reply)
+        except ValueError:
+            raise ReplyError(f"{self.name}: unreadable line frequency {reply!r}") from None
+        if not 45.0 <= hz <= 66.0:
+            raise ReplyError(f"{self.name}: line frequency {hz:g} Hz is not mains (50 or 60 Hz)")
+        return hz
 
     # --- error queue --------------------------------------------------------------------
     def _parse_error(self, reply: str) -> tuple[int, str]:

@@ -66,6 +66,8 @@ class Keithley2400Timing(InstrumentTiming):
 class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
     """Keithley 2400: one channel (`""`), as a voltage source or as a voltmeter."""
 
+    line_query = ":SYST:LFR?"
+
     source_voltage = Instrument.setting(
         ":SOUR:VOLT %g",
         """Set the DC voltage level (float, V, strictly within the station's |V| limit).""",
@@ -127,11 +129,12 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         self.last_levels[""] = 0.0
         self.raise_errors("configure_source")
 
-    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
-        """Voltmeter: source 0 A with |V| compliance v_max, measure V."""
-        self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT {v_max:g}')
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
+        """Voltmeter: source 0 A with |V| compliance v_max, measure V; autozero as the station says."""
+        self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT {v_max:g};'
+                   f':SYST:AZER {"ON" if autozero else "OFF"}')
         self.voltage_nplc = nplc
-        self.timing = self.timing.with_(nplc=nplc)
+        self.timing = self.timing.with_(nplc=nplc, autozero=autozero, line_hz=self.line_frequency())
         self.read_range = f"{v_max:g} V compliance"
         self.output_enabled = True
         self.raise_errors("configure_reads")

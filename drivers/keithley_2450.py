@@ -53,6 +53,8 @@ class Keithley2450Timing(InstrumentTiming):
 class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
     """Keithley 2450: one channel (`""`), as a voltage source or a voltmeter."""
 
+    line_query = ":SYST:LFR?"
+
     source_voltage = Instrument.setting(
         ":SOUR:VOLT %g",
         """Set the DC voltage level (float, V, strictly within the station's |V| limit).""",
@@ -110,11 +112,12 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         self.last_levels[""] = 0.0
         self.raise_errors("configure_source")
 
-    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
-        """Voltmeter: source 0 A with a |V| limit of v_max, measure V."""
-        self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM {v_max:g};:SENS:FUNC "VOLT"')
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
+        """Voltmeter: source 0 A with a |V| limit of v_max, measure V; autozero as the station says."""
+        self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM {v_max:g};:SENS:FUNC "VOLT";'
+                   f':SENS:VOLT:AZER {"ON" if autozero else "OFF"}')
         self.voltage_nplc = nplc
-        self.timing = self.timing.with_(nplc=nplc)
+        self.timing = self.timing.with_(nplc=nplc, autozero=autozero, line_hz=self.line_frequency())
         self.read_range = "auto (|V| limit " + f"{v_max:g} V)"
         self.output_enabled = True
         self.raise_errors("configure_reads")

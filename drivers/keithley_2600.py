@@ -128,10 +128,12 @@ class SMU(Channel):
         self.source_voltage = 0.0
         self.output_enabled = True
 
-    def configure_voltmeter(self, v_max: float, nplc: float) -> None:
-        """Make the channel a voltmeter: source 0 A, limit |V| to v_max, measure V."""
+    def configure_voltmeter(self, v_max: float, nplc: float, autozero: bool = True) -> None:
+        """Make the channel a voltmeter: source 0 A, limit |V| to v_max, measure V, autozero AUTO or OFF."""
         self.write("smu{ch}.source.func=smu{ch}.OUTPUT_DCAMPS smu{ch}.source.leveli=0")
-        self.write(f"smu{{ch}}.source.limitv={v_max:g} smu{{ch}}.measure.autorangev=smu{{ch}}.AUTORANGE_ON")
+        az = "AUTOZERO_AUTO" if autozero else "AUTOZERO_OFF"
+        self.write(f"smu{{ch}}.source.limitv={v_max:g} smu{{ch}}.measure.autorangev=smu{{ch}}.AUTORANGE_ON "
+                   f"smu{{ch}}.measure.autozero=smu{{ch}}.{az}")
         self.nplc = nplc
         self.output_enabled = True
 
@@ -140,6 +142,7 @@ class Keithley2600(SafeInstrument, Instrument):
     """Keithley 2600B SourceMeter over TSP: sources, voltmeters, pulses for memristive programming."""
 
     error_query = 'code,msg=errorqueue.next() print(string.format("%d,%s",code,msg))'
+    line_query = "print(localnode.linefreq)"
 
     smua = Instrument.ChannelCreator(SMU, "a")
     smub = Instrument.ChannelCreator(SMU, "b")
@@ -185,11 +188,11 @@ class Keithley2600(SafeInstrument, Instrument):
             self.last_levels[ch] = 0.0
         self.raise_errors("configure_source")
 
-    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
         for ch in channels:
-            self.channel(ch).configure_voltmeter(v_max, nplc)
+            self.channel(ch).configure_voltmeter(v_max, nplc, autozero)
             self.used.add(ch)
-        self.timing = self.timing.with_(nplc=nplc)
+        self.timing = self.timing.with_(nplc=nplc, autozero=autozero, line_hz=self.line_frequency())
         self.raise_errors("configure_reads")
 
     def apply_levels(self, levels: dict[str, float]) -> None:

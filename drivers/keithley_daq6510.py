@@ -1,8 +1,10 @@
 """Keithley DAQ6510 (SCPI): pymeasure's class, wrapped with a binary scan read.
 
 A read of N samples on k channels is two transactions whatever N: one write that
-clears `defbuffer1`, sets the scan count to N and runs it, and one binary query of the
-N*k readings (`FORM:DATA SRE`, single-precision little-endian).
+sizes `defbuffer1` to the N*k readings of the scan (`:TRAC:POIN`, which also clears it:
+a default buffer holds far fewer readings than a long scan makes), sets the scan count
+to N and runs it, and one binary query of the N*k readings (`FORM:DATA SRE`,
+single-precision little-endian).
 
 A binary reply carries readings only (the channel element is ASCII-only), so readings
 are never placed in the station's order: the scan is created in ascending channel
@@ -39,11 +41,11 @@ class DAQ6510Timing(InstrumentTiming):
     """DAQ6510 scans (reference manual): `:SENS:VOLT:NPLC` at the line frequency (`:SYST:LFR?`).
 
     - autozero on (default): a reference/zero update per reading, 2 conversions per reading;
-    - a 7700-series armature relay about 3 ms per channel (assumed), channel delay 0 (default);
+    - relay switching and settling per channel from the 7700 card's scan rate (80 ch/s: 12.5 ms);
     - an assumed 0.1 ms per reading of trigger-model and buffer overhead; LAN/USB about 1 MB/s.
     """
 
-    switch_s: float = 0.003
+    switch_s: float = 1 / 80
     overhead_s: float = 1e-4
 
 
@@ -51,6 +53,7 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
     """Keithley DAQ6510 with a 7700-series multiplexer: DC volts scan into defbuffer1."""
 
     buffer_readings = 7_000_000
+    line_query = ":SYST:LFR?"
 
     scan_count = Instrument.setting(
         ":ROUT:SCAN:COUN:SCAN %d",
@@ -71,17 +74,17 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
         self.write(":FORM:DATA SRE;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC")
         self.raise_errors("format")
 
-    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
         """DC volts with nplc on every channel, and a scan of them in ascending channel order."""
         chans = sorted(int(c) for c in channels)
         lst = strict_scan_list(chans, CHANNELS)
         rng = dc_volt_range(v_max)
         self.write(f':SENS:FUNC "VOLT:DC",{lst};:SENS:VOLT:RANG {rng:g},{lst};:SENS:VOLT:NPLC {nplc:g},{lst};'
-                   f":ROUT:SCAN:CRE {lst}")
+                   f':SENS:VOLT:AZER {"ON" if autozero else "OFF"},{lst};:ROUT:SCAN:CRE {lst}')
         self.raise_errors("configure_reads")
         self.channels = chans
         self.read_range = f"{rng:g} V"
-        self.timing = self.timing.with_(nplc=nplc)
+        self.timing = self.timing.with_(nplc=nplc, autozero=autozero, line_hz=self.line_frequency())
 
     def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
         """n scans; returns `(n, k)` (V) in the order of `channels`; overloads refused."""
@@ -91,7 +94,8 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
             raise InstrumentError(f"{self.name}: channels {sorted(missing)} are not in the scan")
         k = len(self.channels)
         strict_range(n * k, [1, self.buffer_readings])
-        self.write(f':TRAC:CLE "defbuffer1";:ROUT:SCAN:COUN:SCAN {int(n)};:INIT;*WAI')
+        self.write(f':TRAC:POIN {max(n * k, 10)},"defbuffer1";:TRAC:CLE "defbuffer1";:ROUT:SCAN:COUN:SCAN {int(n)};'
+                   ":INIT;*WAI")
         with self.timeout_for(self.timing.estimate_read_s(n, k)):  # *WAI holds the reply until the scan ends
             self.write(f':TRAC:DATA? 1,{n * k},"defbuffer1",READ')
             if self.binary:

@@ -45,12 +45,12 @@ class DAQ970ATiming(InstrumentTiming):
     - integration `NPLC / line frequency` (0.02..200 PLC); these units have no line-frequency
       query, so the station's `line_hz` is used (50 Hz, the longer PLC, when not given);
     - autozero on (`*RST`): a zero measurement after every reading, 2 conversions per reading;
-    - automatic channel delay for DC volts: 2 ms (assumed from the guides' automatic-delay
-      table); an armature multiplexer relay (34901A/DAQM901A) about 4 ms per channel (assumed);
+    - automatic channel delay for DC volts: 2 ms (the guides' automatic-delay table); relay
+      switching per channel from the card's scan rate (DAQM901A 80 ch/s: 1/80 s less the delay);
     - ASCII readings with their channel: `+1.23456789E-01,101,` is 20 bytes; LAN about 1 MB/s.
     """
 
-    switch_s: float = 0.004
+    switch_s: float = 1 / 80 - 0.002
     channel_delay_s: float = 0.002
     bytes_per_reading: float = 20.0
 
@@ -60,8 +60,9 @@ class DAQ970ATiming(InstrumentTiming):
 
 @dataclass(frozen=True)
 class Agilent34970ATiming(DAQ970ATiming):
-    """34970A: as the DAQ970A, over GPIB/RS-232 (about 500 kB/s assumed for GPIB)."""
+    """34970A: as the DAQ970A, with the 34901A's 60 ch/s scan rate, over GPIB/RS-232 (about 500 kB/s assumed)."""
 
+    switch_s: float = 1 / 60 - 0.002
     link_bytes_per_s: float = 5e5
 
 
@@ -97,17 +98,18 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
         self.write("FORM:READ:CHAN ON;:FORM:READ:TIME OFF;:FORM:READ:UNIT OFF;:FORM:READ:ALAR OFF")
         self.raise_errors("format")
 
-    def configure_reads(self, channels: list[str], v_max: float, nplc: float) -> None:
-        """DC volts on every channel (fixed range covering v_max), nplc, immediate trigger, scan list."""
+    def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
+        """DC volts on every channel (fixed range covering v_max), nplc, autozero, immediate trigger, scan list."""
         chans = [int(c) for c in channels]
         lst = strict_scan_list(chans, CHANNELS)
         rng = dc_volt_range(v_max)
-        self.write(f"CONF:VOLT:DC {rng:g},{lst};:VOLT:DC:NPLC {nplc:g},{lst};:TRIG:SOUR IMM")
+        self.write(f"CONF:VOLT:DC {rng:g},{lst};:VOLT:DC:NPLC {nplc:g},{lst};:ZERO:AUTO {'ON' if autozero else 'OFF'},"
+                   f"{lst};:TRIG:SOUR IMM")
         self.scan = chans
         self.raise_errors("configure_reads")
         self.channels = chans
         self.read_range = f"{rng:g} V"
-        self.timing = self.timing.with_(nplc=nplc)
+        self.timing = self.timing.with_(nplc=nplc, autozero=autozero)  # no line-frequency query: the station's
 
     def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
         """n sweeps of the scan list; returns `(n, k)` (V) in the order of `channels`, placed by channel number."""

@@ -165,7 +165,7 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
         self.read_groups = self._by_instrument([ref for layer in self.layers for ref in layer])
         for name, chans in self.read_groups.items():
             spec = st.instruments[name]
-            self.instruments[name].configure_reads(chans, lim.v_max(name), spec.nplc)
+            self.instruments[name].configure_reads(chans, lim.v_max(name), spec.nplc, spec.autozero)
         self.programmer: PulseProgrammer | None = None
         prog = st.conductances
         if isinstance(prog, PulseProgramming):

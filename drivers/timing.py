@@ -162,7 +162,7 @@ def timing_for(kind: str, spec: Any = None) -> InstrumentTiming:
     model = cls()
     if spec is None:
         return model
-    changes: dict[str, Any] = {"nplc": float(spec.nplc)}
+    changes: dict[str, Any] = {"nplc": float(spec.nplc), "autozero": bool(getattr(spec, "autozero", True))}
     if getattr(spec, "line_hz", None):
         changes["line_hz"] = float(spec.line_hz)
     if getattr(spec, "transfer", "binary") == "ascii":

@@ -77,6 +77,8 @@ class InstrumentSpec(_Strict):
     transfer: Literal["binary", "ascii"] = Field("binary", description="data transfer of buffered reads")
     baud_rate: PositiveInt | None = Field(None, description="serial links only")
     reconnect_tries: int = Field(3, ge=0, le=10, description="reconnects (with back-off) on a dropped session")
+    autozero: bool = Field(True, description="autozero of reads: on (the instruments' default) or off (faster, "
+                                              "may drift)")
     line_hz: Literal[50, 60] | None = Field(
         None, description="mains frequency (Hz); null: asked of the instrument where it can say, else 50 Hz")
 

@@ -36,11 +36,13 @@ def test_configure_source_then_level():
             smu.compliance_current = 2e-4
 
 
-def test_configure_voltmeter():
-    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2', None),
-             (":SENS:VOLT:NPLC 1", None), (":OUTP ON", None), NOERR]
+def test_configure_voltmeter_asks_the_line_frequency():
+    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2;:SYST:AZER OFF', None),
+             (":SENS:VOLT:NPLC 1", None), (":SYST:LFR?", "60"), (":OUTP ON", None), NOERR]
     with expected_protocol(Keithley2400, pairs) as smu:
-        smu.configure_reads([""], 2.0, 1.0)
+        smu.configure_reads([""], 2.0, 1.0, autozero=False)
+    assert (smu.timing.line_hz, smu.timing.autozero) == (60.0, False)
+    assert smu.timing.conversion_s() == pytest.approx(1 / 60)
 
 
 def _read_pairs(n: int, data: np.ndarray) -> list:
@@ -79,8 +81,8 @@ def test_overload_reading_is_refused_naming_the_instrument_and_range():
     """+9.9E+37 is the 2400's overflow code, not a voltage: refused, never returned."""
     from hil.drivers.base import InstrumentError
 
-    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2', None),
-             (":SENS:VOLT:NPLC 1", None), (":OUTP ON", None), NOERR,
+    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT 2;:SYST:AZER ON', None),
+             (":SENS:VOLT:NPLC 1", None), (":SYST:LFR?", "50"), (":OUTP ON", None), NOERR,
              (":TRAC:CLE;:TRAC:POIN 3;:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:TRIG:COUN 3;:INIT;*WAI", None),
              (":TRAC:DATA?", block0([0.1, 9.9e37, 0.2]))]
     with expected_protocol(Keithley2400, pairs, name="smu") as smu:

@@ -21,10 +21,11 @@ def test_configure():
 
 
 def test_configure_voltmeter():
-    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM 1;:SENS:FUNC "VOLT"', None),
-             (":SENS:VOLT:NPLC 0.5", None), (":OUTP ON", None), NOERR]
+    pairs = [(':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM 1;:SENS:FUNC "VOLT";:SENS:VOLT:AZER ON', None),
+             (":SENS:VOLT:NPLC 0.5", None), (":SYST:LFR?", "60"), (":OUTP ON", None), NOERR]
     with expected_protocol(Keithley2450, pairs) as smu:
         smu.configure_reads([""], 1.0, 0.5)
+    assert smu.timing.conversion_s() == pytest.approx(0.5 / 60 * 3)  # autozero: reference and zero conversions
 
 
 def test_n_sample_read_is_two_transactions(n_samples):

@@ -33,15 +33,18 @@ def test_configure_source_and_voltmeter():
         ("smua.source.output=1", None),
         NOERR,
         ("smub.source.func=smub.OUTPUT_DCAMPS smub.source.leveli=0", None),
-        ("smub.source.limitv=1 smub.measure.autorangev=smub.AUTORANGE_ON", None),
+        ("smub.source.limitv=1 smub.measure.autorangev=smub.AUTORANGE_ON smub.measure.autozero=smub.AUTOZERO_AUTO",
+         None),
         ("smub.measure.nplc=0.1", None),
         ("smub.source.output=1", None),
+        ("print(localnode.linefreq)", "6.00000e+01"),
         NOERR,
     ]
     with expected_protocol(Keithley2600, pairs) as smu:
         smu.identify()
         smu.configure_source(["a"], 1.0, 1e-4)
         smu.configure_reads(["b"], 1.0, 0.1)
+    assert smu.timing.line_hz == 60.0
 
 
 # the 2600B reference manual, "Available ranges": 2601B/2602B source 100 mV, 1 V, 6 V, 40 V;

@@ -17,7 +17,8 @@ from hil.drivers.keysight_daq970a import DAQ970A, Agilent34970A
 NOERR = ("SYST:ERR?", '+0,"No error"')
 FORMAT = ("FORM:READ:CHAN ON;:FORM:READ:TIME OFF;:FORM:READ:UNIT OFF;:FORM:READ:ALAR OFF", None)
 CONFIGURE = [FORMAT, NOERR,
-             ("CONF:VOLT:DC 1,(@101,102,103);:VOLT:DC:NPLC 0.02,(@101,102,103);:TRIG:SOUR IMM", None),
+             ("CONF:VOLT:DC 1,(@101,102,103);:VOLT:DC:NPLC 0.02,(@101,102,103);:ZERO:AUTO ON,(@101,102,103);"
+              ":TRIG:SOUR IMM", None),
              ("ROUT:SCAN (@101,102,103)", None), NOERR]
 
 
@@ -51,7 +52,7 @@ def test_a_scan_listed_out_of_order_reads_each_node_from_its_channel(cls):
     driver placed the readings in station order, swapping the two nodes silently."""
     v105, v101 = 0.5, -0.25
     pairs = [FORMAT, NOERR,
-             ("CONF:VOLT:DC 1,(@105,101);:VOLT:DC:NPLC 1,(@105,101);:TRIG:SOUR IMM", None),
+             ("CONF:VOLT:DC 1,(@105,101);:VOLT:DC:NPLC 1,(@105,101);:ZERO:AUTO ON,(@105,101);:TRIG:SOUR IMM", None),
              ("ROUT:SCAN (@105,101)", None), NOERR,
              ("TRIG:COUN 2", None),
              ("READ?", f"{v101:+.9E},101,{v105:+.9E},105,{v101:+.9E},101,{v105:+.9E},105")]

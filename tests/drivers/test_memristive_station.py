@@ -96,6 +96,8 @@ class Bench:
             return "KEITHLEY INSTRUMENTS,MODEL DAQ6510,04451234,1.7.12b"
         if cmd == "SYST:ERR?":
             return '0,"No error"'
+        if cmd == ":SYST:LFR?":
+            return "50"
         m = re.search(r"SCAN:COUN:SCAN (\d+)", cmd)
         if m:
             self.sweeps = int(m.group(1))

@@ -58,7 +58,7 @@ def test_a_read_sets_its_timeout_from_the_model(n_samples):
     n = n_samples
     data = np.zeros((n, 2))
     reply = ",".join(f"{v:+.9E},{c}" for row in data for v, c in zip(row, (101, 102)))
-    pairs = [("CONF:VOLT:DC 1,(@101,102);:VOLT:DC:NPLC 1,(@101,102);:TRIG:SOUR IMM", None),
+    pairs = [("CONF:VOLT:DC 1,(@101,102);:VOLT:DC:NPLC 1,(@101,102);:ZERO:AUTO ON,(@101,102);:TRIG:SOUR IMM", None),
              ("ROUT:SCAN (@101,102)", None), ("SYST:ERR?", '+0,"No error"'), (f"TRIG:COUN {n}", None),
              ("READ?", reply)]
     with expected_protocol(DAQ970A, pairs) as daq:
