@@ -27,7 +27,8 @@ def assert_every_batch_once(run: dict) -> None:
 
 RECOVERED = [
     ("daq", "drop", {"on": r"READ\?", "after": 20}),
-    ("daq", "delay", {"on": r"READ\?", "after": 20, "delay_s": 1.5}),  # timeout_s is 1.0
+    # beyond the READ? timeout: timeout_s 1.0 + 1.5 x the modelled 42-channel scan (about 1.85 s)
+    ("daq", "delay", {"on": r"READ\?", "after": 20, "delay_s": 3.0}),
     ("daq", "garble", {"on": r"READ\?", "after": 20}),
     ("daq", "truncate", {"on": r"READ\?", "after": 20}),
     ("board", "garble", {"on": r"G:GET\?", "after": 3}),
