@@ -43,3 +43,15 @@ def check_crossbar(spec: dict[str, Any], source: str, topology: Topology | None 
 def open_crossbar(topology: Topology, spec: dict[str, Any], *, seed: int, source: str) -> Crossbar:
     """Build the crossbar that a config's `crossbar:` section names; unknown kinds name the choices."""
     return _crossbar_class(spec, source).from_spec(topology, spec, seed=seed, source=source)
+
+
+def open_packed(topology: Topology, specs: list[dict[str, Any]], *, seeds: list[int], source: str) -> Any:
+    """T crossbars of one kind in lockstep (the twin's `PackedTwin`), or None where that kind cannot pack them.
+
+    A crossbar class may offer `packed(topology, specs, seeds, source)`, returning None for
+    sections off its packable path.
+    """
+    cls = _crossbar_class(specs[0], source)
+    if any(s.get("kind", "twin") != specs[0].get("kind", "twin") for s in specs) or not hasattr(cls, "packed"):
+        return None
+    return cls.packed(topology, specs, seeds, source)

@@ -7,8 +7,9 @@ import math
 from typing import Any
 
 from hil.config import RunConfig, apply_overrides, validate_section
+from hil.packing import auto_pack_size, run_pack
 from hil.sweep import Sweep
-from hil.sweep_run import pending_trials, run_trial
+from hil.sweep_run import pending_trials
 
 DATASET_SIZES = {"train": 60_000, "test": 10_000}  # MNIST, Fashion-MNIST and KMNIST share them
 
@@ -33,22 +34,30 @@ def _net_size(cfg: RunConfig) -> float:
     return float(sum(a * b for a, b in itertools.pairwise(layers)))
 
 
-def calibrate(cfg_raw: dict[str, Any], torch_threads: int = 1, batches: int = 60) -> dict[str, float]:
-    """Seconds per training sample and per test sample of one trial's network, on the embedded MNIST subset."""
+def calibrate(cfg_raw: dict[str, Any], torch_threads: int = 1, batches: int = 60, pack: int = 1) -> dict[str, float]:
+    """Seconds per training sample and per test sample of one trial's network, on the embedded MNIST subset.
+
+    With `pack` > 1 the probe is a pack of that many trials (seeds 0, 1, ...) and the
+    times are per trial, the pack's shared equally.
+    """
     data = apply_overrides(cfg_raw, ["data.root=embedded", "data.dataset=mnist", "train.epochs=1",
                                      f"train.max_batches={batches}", "data.test_subset=512"], "calibration")
     probe = validate_section(RunConfig, data, "calibration")
-    res = run_trial(probe.model_dump(mode="json"), None, torch_threads)
+    configs = [probe.model_copy(update={"seed": i}).model_dump(mode="json") for i in range(pack)]
+    res = run_pack(configs, None, torch_threads)[0]
     ep = res["epochs"][0]
     n_tr = batches * probe.train.batch_size
     eval_s = max(res["wall_s"] - ep["wall_s"], 1e-6)
     return {"train_s_per_sample": ep["wall_s"] / n_tr, "test_s_per_sample": eval_s / 512,
-            "net_size": _net_size(probe), "batch_size": probe.train.batch_size}
+            "net_size": _net_size(probe), "batch_size": probe.train.batch_size, "pack": pack}
 
 
 def estimate(sweep: Sweep, store: Any, workers: int, torch_threads: int = 1,
-             where: list[str] | None = None, calibrate_anyway: bool = False) -> dict[str, Any]:
-    """Projected cost: time per trial (measured on finished trials, or modelled by a short calibration)."""
+             where: list[str] | None = None, calibrate_anyway: bool = False, pack: int | None = None) -> dict[str, Any]:
+    """Projected cost: time per trial (measured on finished trials, or modelled by a short calibration).
+
+    The calibration packs trials as `run_sweep(pack=pack)` would.
+    """
     todo, skipped = pending_trials(sweep, store, where)
     done = [r for r in store.trials(sweep.id) if r["status"] == "completed" and r["wall_s"]]
     out: dict[str, Any] = {"sweep": sweep.id, "trials": len(sweep.trials), "pending": len(todo),
@@ -66,9 +75,10 @@ def estimate(sweep: Sweep, store: Any, workers: int, torch_threads: int = 1,
     costs = []
     for t in todo:
         cfg = validate_section(RunConfig, t.config, "trial")
-        key = (tuple(cfg.network.hidden), cfg.train.batch_size)
+        size = pack or auto_pack_size(t.config)
+        key = (tuple(cfg.network.hidden), cfg.train.batch_size, size)
         if key not in cal_cache:
-            cal_cache[key] = calibrate(t.config, torch_threads)
+            cal_cache[key] = calibrate(t.config, torch_threads, pack=size)
         cal = cal_cache[key]
         n_tr, n_te = _trial_work(cfg)
         costs.append(n_tr * cal["train_s_per_sample"] + n_te * cal["test_s_per_sample"])

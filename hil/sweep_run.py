@@ -34,19 +34,13 @@ def run_trial(config: dict[str, Any], data_dir: str | None, torch_threads: int) 
     """Train one run config on the twin and return its metrics (runs on a Dask worker; writes nothing)."""
     import torch
 
-    from hil.protocols.train import prepare_data, topology_for, train
+    from hil.protocols.train import topology_for, train
     from hil.registry import open_crossbar
 
     torch.set_num_threads(max(1, torch_threads))
     t0 = time.perf_counter()
     cfg = validate_section(RunConfig, config, "trial")
-    d = cfg.data
-    key = (d.dataset, d.root or data_dir or os.environ.get("HIL_DATA_DIR"), d.train_subset, d.test_subset, d.input_gain)
-    data = _DATA_CACHE.get(key)
-    if data is None:
-        if len(_DATA_CACHE) > 4:
-            _DATA_CACHE.clear()
-        data = _DATA_CACHE[key] = prepare_data(cfg, data_dir)
+    data = trial_data(cfg, data_dir)
     topology = topology_for(cfg, data.train.images.shape[1])
     with open_crossbar(topology, cfg.crossbar, seed=cfg.seed, source="trial") as xbar:
         epochs = train(xbar, cfg, data)
@@ -61,6 +55,20 @@ def run_trial(config: dict[str, Any], data_dir: str | None, torch_threads: int) 
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def trial_data(cfg: RunConfig, data_dir: str | None):
+    """The trial's images as input voltages, cached per worker process across trials."""
+    from hil.protocols.train import prepare_data
+
+    d = cfg.data
+    key = (d.dataset, d.root or data_dir or os.environ.get("HIL_DATA_DIR"), d.train_subset, d.test_subset, d.input_gain)
+    data = _DATA_CACHE.get(key)
+    if data is None:
+        if len(_DATA_CACHE) > 4:
+            _DATA_CACHE.clear()
+        data = _DATA_CACHE[key] = prepare_data(cfg, data_dir)
+    return data
 
 
 # ---------------------------------------------------------------------------- the client
@@ -113,9 +121,16 @@ def run_sweep(
     where: list[str] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[Trial, dict[str, Any]], None] | None = None,
+    pack: int | None = None,
 ) -> SweepReport:
-    """Submit the pending trials to `client`; record each as it finishes; a failure is recorded, not raised."""
+    """Submit the pending trials to `client`; record each as it finishes; a failure is recorded, not raised.
+
+    Trials go out in packs of up to `pack` trained in lockstep (`hil.packing`; None: the
+    measured choice for the network's size, 1: one trial per task).
+    """
     from distributed import as_completed
+
+    from hil.packing import pack_trials, run_pack
 
     register_sweep(sweep, store)
     data_dir = data_dir or os.environ.get("HIL_DATA_DIR")
@@ -127,25 +142,28 @@ def run_sweep(
         on_start(report.total, skipped)
     t0 = time.perf_counter()
     futures = {}
-    for trial in todo:
-        fut = client.submit(run_trial, trial.config, data_dir, torch_threads,
-                            key=f"trial-{trial.id}-{secrets.token_hex(3)}", pure=False, retries=0)
-        futures[fut] = trial
+    for group in pack_trials(todo, pack):
+        fut = client.submit(run_pack, [t.config for t in group], data_dir, torch_threads,
+                            key=f"trial-{group[0].id}-{len(group)}-{secrets.token_hex(3)}", pure=False, retries=0)
+        futures[fut] = group
     try:
         for fut in as_completed(list(futures)):
-            trial = futures.pop(fut)
-            row = _trial_row(sweep, trial)
+            group = futures.pop(fut)
             try:
-                result = fut.result()
-            except Exception as exc:  # a failing trial is recorded and the sweep goes on
-                row.update(status="failed", error=_error_text(exc))
-                report.failed += 1
-            else:
-                row.update(status="completed", result=result, wall_s=result["wall_s"], worker=result["worker"])
-            store.put_trial(row)
-            report.ran += 1
-            if on_result:
-                on_result(trial, row)
+                results = fut.result()
+            except Exception as exc:  # a failing trial (or pack) is recorded and the sweep goes on
+                results = [{"error": _error_text(exc)}] * len(group)
+            for trial, result in zip(group, results, strict=True):
+                row = _trial_row(sweep, trial)
+                if "error" in result:
+                    row.update(status="failed", error=result["error"])
+                    report.failed += 1
+                else:
+                    row.update(status="completed", result=result, wall_s=result["wall_s"], worker=result["worker"])
+                store.put_trial(row)
+                report.ran += 1
+                if on_result:
+                    on_result(trial, row)
     finally:
         for fut in futures:
             fut.cancel()

@@ -45,3 +45,24 @@ def test_a_twin_off_the_fast_path_is_not_packed():
     cfg = load_config("quickstart", [*COMMON, "crossbar.diode=shockley"])[0]
     with pytest.raises(ValueError, match="fast path"):
         PackedTwin.from_specs(topology_for(cfg, 784), [cfg.crossbar], [0], "packed")
+
+
+def test_the_sweep_packs_by_shape_and_schedule_and_a_bad_trial_fails_alone():
+    from pathlib import Path
+
+    from hil.packing import pack_trials, run_pack
+    from hil.sweep import load_sweep
+    from hil.sweep_run import run_trial
+
+    sweep = load_sweep(Path(__file__).parent / "tiny.yaml", ["data.train_subset=64", "data.test_subset=32",
+                                                             "network.hidden=[16]"])
+    assert [len(p) for p in pack_trials(sweep.trials, 4)] == [4, 2]  # 6 trials of one shape
+    assert [len(p) for p in pack_trials(sweep.trials, 1)] == [1] * 6
+    configs = [t.config for t in sweep.trials[:2]]
+    bad = {**configs[1], "data": {**configs[1]["data"], "dataset": "fashion-mnist"}}  # embedded data: MNIST only
+    packed = run_pack([configs[0], bad, configs[1]], None, 1)
+    assert "MNIST subset" in packed[1]["error"] and packed[0]["packed"] == 2
+    for got, cfg in zip((packed[0], packed[2]), configs, strict=True):
+        want = run_trial(cfg, None, 1)
+        strip = [[{k: v for k, v in r.items() if k not in TIMES} for r in res["epochs"]] for res in (got, want)]
+        assert strip[0] == strip[1] and got["final_test_acc"] == want["final_test_acc"]
