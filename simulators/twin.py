@@ -126,6 +126,15 @@ class TwinCrossbar:
             cfg = cfg.model_copy(update={"calibration": str(base / cfg.calibration)})
         return cls(topology, cfg, seed=seed)
 
+    @classmethod
+    def packed(cls, topology: Topology, specs: list[dict[str, Any]], seeds: list[int], source: str) -> Any:
+        """A `PackedTwin` of these sections (one per trial), or None when one is off the fast path."""
+        from hil.simulators.packed import PackedTwin, pack_key
+
+        twins = [cls.from_spec(topology, s, seed=n, source=source) for s, n in zip(specs, seeds, strict=True)]
+        keys = {pack_key(t) for t in twins}
+        return PackedTwin(topology, twins) if len(keys) == 1 and None not in keys else None
+
     @staticmethod
     def check_spec(spec: dict[str, Any], source: str, topology: Topology | None = None) -> None:
         """Any topology fits a twin: only the section itself is checked."""
