@@ -53,7 +53,7 @@ def calibrate(cfg_raw: dict[str, Any], torch_threads: int = 1, batches: int = 60
 
 
 def estimate(sweep: Sweep, store: Any, workers: int, torch_threads: int = 1,
-             where: list[str] | None = None, calibrate_anyway: bool = False, pack: int | None = None) -> dict[str, Any]:
+             where: list[str] | None = None, calibrate_anyway: bool = False, pack: int | None = 1) -> dict[str, Any]:
     """Projected cost: time per trial (measured on finished trials, or modelled by a short calibration).
 
     The calibration packs trials as `run_sweep(pack=pack)` would.

@@ -121,12 +121,12 @@ def run_sweep(
     where: list[str] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[Trial, dict[str, Any]], None] | None = None,
-    pack: int | None = None,
+    pack: int | None = 1,
 ) -> SweepReport:
     """Submit the pending trials to `client`; record each as it finishes; a failure is recorded, not raised.
 
-    Trials go out in packs of up to `pack` trained in lockstep (`hil.packing`; None: the
-    measured choice for the network's size, 1: one trial per task).
+    Trials go out in packs of up to `pack` trained in lockstep (`hil.packing`; 1, the
+    default: one trial per task; None: the measured choice for the network's size).
     """
     from distributed import as_completed
 

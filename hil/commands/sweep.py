@@ -38,7 +38,7 @@ _H = {
     "scheduler": "address of a running Dask scheduler (tcp://host:8786) instead of a LocalCluster",
     "data_dir": "data root with mnist/, fashion-mnist/, kmnist/ (or HIL_DATA_DIR)",
     "workspace": "folder of the run store (default ./hil-runs or HIL_WORKSPACE)",
-    "pack": "trials trained in lockstep per task (default: by network size, see docs/results/packing.md; 1: none)",
+    "pack": "trials trained in lockstep per task (1: none; 0: by network size, see docs/results/packing.md)",
 }
 
 
@@ -51,7 +51,7 @@ def sweep_command(
     scheduler: Annotated[str | None, typer.Option(help=_H["scheduler"])] = None,
     data_dir: Annotated[str | None, typer.Option(help=_H["data_dir"])] = None,
     workspace: Annotated[str | None, typer.Option(help=_H["workspace"])] = None,
-    pack: Annotated[int | None, typer.Option(min=1, help=_H["pack"])] = None,
+    pack: Annotated[int, typer.Option(min=0, help=_H["pack"])] = 1,
     estimate_: Annotated[bool, typer.Option("--estimate", help="print the projected cost and run nothing")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
@@ -65,7 +65,7 @@ def sweep_command(
     console.print(f"sweep [bold]{sweep.id}[/] ({sweep.config.protocol}): {len(sweep.trials)} trials, "
                   f"{done} finished, {len(todo)} to run; store {store.path}", highlight=False)
     if estimate_:
-        _print_estimate(sweep, store, n_workers, n_threads, where, pack)
+        _print_estimate(sweep, store, n_workers, n_threads, where, pack or None)
         return
     if not todo:
         console.print(f"nothing to run; plot with: hil plot {_figure(sweep.config.protocol)} {sweep.id}")
@@ -106,7 +106,7 @@ def sweep_command(
     try:
         with progress, StopWatcher(store.workspace, sweep.id):  # the dashboard's stop button: as Ctrl-C
             report = run_sweep(sweep, store, client, data_dir=data_dir, torch_threads=n_threads, where=where,
-                               on_start=on_start, on_result=on_result, pack=pack)
+                               on_start=on_start, on_result=on_result, pack=pack or None)
     except KeyboardInterrupt:
         done_now = sum(r["status"] == "completed" for r in store.trials(sweep.id))
         console.print(f"interrupted: {done_now} of {len(sweep.trials)} trials recorded; "
