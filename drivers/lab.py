@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import Field, PositiveFloat
 from torch import Tensor
 
-from hil.config import validate_section
+from hil.config import Strict, validate_section
 from hil.drivers.limits import Guard
 from hil.drivers.pulse import PulseProgrammer
 from hil.drivers.safety import SafetyMixin
@@ -44,10 +44,9 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 
-class LabConfig(BaseModel):
+class LabConfig(Strict):
     """The `crossbar:` section of a run config when `kind: lab`."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["lab"] = "lab"
     station: str = Field(description="path of the station file")
     cleanup_timeout_s: PositiveFloat = Field(5.0, description="deadline of safe_state() (s)")

@@ -8,18 +8,22 @@ validated by that plug-in through `validate_section`, with the same messages.
 from __future__ import annotations
 
 import copy
+import difflib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     NonNegativeFloat,
     PositiveFloat,
-    PositiveInt,
     ValidationError,
     model_validator,
 )
@@ -30,11 +34,27 @@ from hil.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: a count or size: positive and small enough for every C integer it ends up in
+PositiveInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+#: a random seed: what torch and numpy generators take, with room for (seed, epoch) mixing
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+#: a name that becomes part of a run id and so of a folder name in the workspace
+RunName = Annotated[str, AfterValidator(lambda name: _check_name(name))]
 
 
-class DataConfig(_Strict):
+def _check_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise ValueError("a name holds 1 to 64 letters, digits, '.', '_' or '-', and starts with a letter or digit")
+    return name
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys and infinite or NaN numbers are errors."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class DataConfig(Strict):
     """Which images, from where, and how they become input voltages."""
 
     dataset: Literal["mnist", "fashion-mnist", "kmnist", "iris", "digits", "xor"] = Field(
@@ -71,7 +91,7 @@ class DataConfig(_Strict):
         return self
 
 
-class NetworkConfig(_Strict):
+class NetworkConfig(Strict):
     """Layer sizes and device range; inputs (2 x pixels) and outputs (classes) come from the data."""
 
     hidden: list[PositiveInt] = Field(default_factory=lambda: [1024])
@@ -97,7 +117,7 @@ class NetworkConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     """The EP schedule: what the controller does each batch and each epoch."""
 
     epochs: PositiveInt = 1
@@ -118,17 +138,17 @@ class TrainConfig(_Strict):
     )
 
 
-class EvalConfig(_Strict):
+class EvalConfig(Strict):
     batch_size: PositiveInt = 256
     n_samples: PositiveInt | None = Field(None, description="reads per node at test time; default train.n_samples")
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """One training run: the top level of a YAML config file."""
 
-    name: str = "run"
+    name: RunName = Field("run", description="letters, digits, '.', '_' and '-'; part of the run id")
     description: str = ""
-    seed: int = 0
+    seed: Seed = 0
     data: DataConfig = Field(default_factory=DataConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     crossbar: dict[str, Any] = Field(default_factory=lambda: {"kind": "twin"})
@@ -147,19 +167,46 @@ class RunConfig(_Strict):
         return self
 
 
-def describe(error: ValidationError, source: str, prefix: str = "") -> str:
-    """One line: file, key path and what was expected, for the first error (and a count of the rest)."""
-    first = error.errors()[0]
-    loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(first["loc"]))
+def _clean_loc(loc: tuple[Any, ...], data: Any, missing: bool) -> list[Any]:
+    """The key path without pydantic's union tags (`constrained-float`, `list[...]`, a discriminator value).
+
+    A part is a tag when the input has no such key or index; only a missing key may be absent.
+    """
+    out, node, found = [], data, True
+    for i, part in enumerate(loc):
+        if found and isinstance(node, dict) and part in node:
+            node = node[part]
+        elif found and isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif missing and i == len(loc) - 1:
+            pass
+        else:
+            continue
+        out.append(part)
+    return out
+
+
+def describe(error: ValidationError, prefix: str = "", data: Any = None) -> tuple[str, str]:
+    """The key path and what was expected (`key: expected`), for the most telling error.
+
+    An unknown key is reported before the missing one it was probably meant to be, and of the
+    branches of a union the one that got furthest into the input.
+    """
+    errors = error.errors()
+    cleaned = [_clean_loc(e["loc"], data, e["type"] == "missing") for e in errors]
+    order = sorted(range(len(errors)), key=lambda i: (errors[i]["type"] != "extra_forbidden", -len(errors[i]["loc"])))
+    first, loc_parts = errors[order[0]], cleaned[order[0]]
+    loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + loc_parts)
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = "unknown key"
+        missing = [c[-1] for e, c in zip(errors, cleaned) if e["type"] == "missing" and c[:-1] == loc_parts[:-1]]
+        close = difflib.get_close_matches(str(loc_parts[-1]), [str(m) for m in missing], n=1)
+        msg = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     elif "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
         msg += f" (got {first['input']!r})"
-    more = len(error.errors()) - 1
-    tail = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
-    where = f"{source}: {loc}: " if loc else f"{source}: "
-    return where + msg + tail
+    others = {tuple(c) for c in cleaned if tuple(c) != tuple(loc_parts)[: len(c)]}  # not the union's other branches
+    tail = f" (+{len(others)} more error{'s' if len(others) > 1 else ''})" if others else ""
+    return loc, (f"{loc}: " if loc else "") + msg + tail
 
 
 def validate_section(model: type[M], data: Any, source: str, prefix: str = "") -> M:
@@ -167,24 +214,51 @@ def validate_section(model: type[M], data: Any, source: str, prefix: str = "") -
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe(exc, source, prefix)) from None
+        key, detail = describe(exc, prefix, data)
+        raise ConfigError(f"{source}: {detail}", key=key, detail=detail) from None
+
+
+@contextmanager
+def blame_overrides(overrides: list[str]) -> Iterator[None]:
+    """Report a config error at a key that `--set` gave against that `--set`, not against the file."""
+    try:
+        yield
+    except ConfigError as exc:
+        for item in reversed(overrides):  # the last --set of a key is the one that counts
+            key = item.partition("=")[0]
+            if exc.key and (exc.key == key or exc.key.startswith(key + ".") or key.startswith(exc.key + ".")):
+                raise ConfigError(f"--set {item}: {exc.detail}", key=exc.key, detail=exc.detail) from None
+        raise
+
+
+def parse_yaml(raw: bytes, source: str) -> Any:
+    """Parse YAML bytes; a binary or malformed file is a ConfigError that names it (and the line)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not a YAML text file (byte {exc.start} is not UTF-8)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{source}: not a YAML text file (it holds NUL bytes)")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse a YAML mapping; missing or malformed files are ConfigErrors that name the file."""
+    """Parse a YAML mapping; missing, binary or malformed files are ConfigErrors that name the file."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a YAML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    data = parse_yaml(raw, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

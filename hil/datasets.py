@@ -9,7 +9,9 @@ small MNIST subset that ships inside the package so the quickstart runs offline.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,7 +54,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
@@ -91,6 +93,16 @@ def data_root(configured: str | None) -> str:
     return root
 
 
+def choose_root(configured: str | None, given: str | None) -> tuple[str | None, str | None]:
+    """The data root (the config's `data.root`, else `--data-dir`, else `HIL_DATA_DIR`, else none), and a note
+    when both the config and `--data-dir` name one, so that the one not used is never ignored silently."""
+    note = None
+    if configured and given and configured != given:
+        note = (f"data root: the config's data.root ({configured}) is used, not --data-dir {given}; "
+                f"to read {given}, add --set data.root={given}")
+    return configured or given or os.environ.get("HIL_DATA_DIR"), note
+
+
 def _find(folder: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
         if (folder / name).is_file():
@@ -101,6 +113,10 @@ def _find(folder: Path, stem: str) -> Path:
 def _read_split(folder: Path, split: str) -> Split:
     images = read_idx(_find(folder, _FILES[(split, "images")]))
     labels = read_idx(_find(folder, _FILES[(split, "labels")]))
+    for kind, array in (("images", images), ("labels", labels)):
+        if array.dtype != np.uint8:  # the MNIST family stores both as unsigned bytes (IDX type 0x08)
+            path = _find(folder, _FILES[(split, kind)])
+            raise DataError(f"{path}: {kind} must be unsigned bytes (IDX type 0x08), got {array.dtype.name}")
     if images.ndim != 3 or labels.ndim != 1:
         raise DataError(f"{folder}: {split} images must be 3-d and labels 1-d, got {images.shape} and {labels.shape}")
     if len(images) != len(labels):
@@ -129,6 +145,26 @@ def load(dataset: str, root: str | None) -> tuple[Split, Split]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no {dataset} folder in the data root")
     return _read_split(folder, "train"), _read_split(folder, "test")
+
+
+def fingerprint(dataset: str, root: str | None) -> dict[str, object]:
+    """Where a run's data came from: the data root (absolute) and the sha256 of each file read.
+
+    Stored with a run and compared on resume, so that a resumed run reads the same images.
+    Data that does not come from a root (the board tasks) has no files to record.
+    """
+    if dataset not in DATASETS and root != EMBEDDED:
+        return {"dataset": dataset, "root": root, "files": {}}
+    root = data_root(root)
+    if root == EMBEDDED:
+        blob = resources.files("hil").joinpath("data/mnist-subset.npz").read_bytes()
+        return {"dataset": dataset, "root": EMBEDDED, "files": {"mnist-subset.npz": hashlib.sha256(blob).hexdigest()}}
+    folder = Path(root).expanduser().resolve() / dataset
+    files: dict[str, str] = {}
+    for stem in _FILES.values():
+        path = _find(folder, stem)
+        files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"dataset": dataset, "root": str(folder.parent), "files": files}
 
 
 def load_embedded() -> tuple[Split, Split]:

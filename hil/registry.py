@@ -8,10 +8,12 @@ class must offer `from_spec(topology, spec, *, seed, source)`.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.errors import ConfigError
-from hil.interface import Crossbar, Topology
+
+if TYPE_CHECKING:
+    from hil.interface import Crossbar, Topology
 
 
 def crossbar_kinds() -> dict[str, Any]:

@@ -18,9 +18,10 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hil.interface import Crossbar
+if TYPE_CHECKING:
+    from hil.interface import Crossbar
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())

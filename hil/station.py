@@ -29,17 +29,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     NonNegativeFloat,
     PositiveFloat,
-    PositiveInt,
     ValidationInfo,
     field_validator,
 )
 
-from hil.config import read_yaml, validate_section
+from hil.config import PositiveInt, Strict, read_yaml, validate_section
 from hil.errors import ConfigError
 
 #: Instrument kinds a station may name, and what each can do.
@@ -60,9 +58,9 @@ InstrumentKind = Literal[
 _REF = re.compile(r"^(?P<inst>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<ch>[A-Za-z0-9_]+)(?::(?P<end>[0-9]+))?)?$")
 
 
-class _Strict(BaseModel):
-    # `.inf` or `.nan` is never a limit, a timeout or a conductance: every number must be finite
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Strict(Strict):
+    # `.inf` or `.nan` is never a limit, a timeout or a conductance: Strict makes every number finite
+    model_config = ConfigDict(frozen=True)
 
 
 class InstrumentSpec(_Strict):

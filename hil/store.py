@@ -4,7 +4,10 @@ Short transactions, one writer per process, `busy_timeout` for the rest.  Metric
 rows are keyed by (run, epoch, batch) and written with INSERT OR REPLACE, so
 replaying the rows kept in a checkpoint after a kill neither loses nor
 duplicates a batch.  Checkpoints go to a temp file, are fsynced, then
-`os.replace`d over the previous one.
+`os.replace`d over the previous one; they are read back with
+`torch.load(weights_only=True)`, so a crafted file cannot run code.  Every
+failure to read or write the store (damaged or read-only database, full disk)
+is a `StoreError` that names the file.
 
 Table `layer_signal` holds the EP signal diagnostics of `hil.diagnostics`, one row per
 (run, epoch, layer): layer 1..L (the last is the output layer), `signal_median` and
@@ -16,8 +19,10 @@ NULL where a value is undefined (no noise: snr NULL and noise 0).
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import secrets
 import sqlite3
 import subprocess
@@ -26,9 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from hil.errors import UserError
+from hil.errors import StoreError, UserError
+from hil.paths import inside
+from hil.runlock import RunLock, is_held
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -93,14 +98,52 @@ def default_workspace() -> Path:
     return Path(os.environ.get("HIL_WORKSPACE", "hil-runs"))
 
 
-class Store:
-    """Runs, their metrics and artifacts in `<workspace>/hil.db`; checkpoints in `<workspace>/runs/<id>/`."""
+#: a checkpoint's top-level keys (protocols/train.py `snapshot`)
+CHECKPOINT_KEYS = frozenset({"epoch", "batch", "params", "crossbar", "tally"})
 
-    def __init__(self, workspace: Path | str | None = None) -> None:
+
+class _Connection(sqlite3.Connection):
+    """A connection whose database errors are StoreErrors naming the file (damaged, read-only, disk full)."""
+
+    store_path: Path
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.store_path}: run store unusable: {exc}") from None
+
+    def execute(self, *args):
+        return self._guard(super().execute, *args)
+
+    def executemany(self, *args):
+        return self._guard(super().executemany, *args)
+
+    def executescript(self, *args):
+        return self._guard(super().executescript, *args)
+
+
+class Store:
+    """Runs, their metrics and artifacts in `<workspace>/hil.db`; checkpoints in `<workspace>/runs/<id>/`.
+
+    With `create=False` a workspace without a store is an error, and nothing is created.
+    """
+
+    def __init__(self, workspace: Path | str | None = None, *, create: bool = True) -> None:
         self.workspace = Path(workspace) if workspace else default_workspace()
-        self.workspace.mkdir(parents=True, exist_ok=True)
         self.path = self.workspace / "hil.db"
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._locks: dict[str, RunLock] = {}
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a run store")
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.workspace}: no run store here (no hil.db); give --workspace or HIL_WORKSPACE")
+        try:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, factory=_Connection)
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise StoreError(f"{self.path}: cannot open the run store ({reason})") from None
+        self._db.store_path = self.path
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
@@ -110,6 +153,9 @@ class Store:
         self._db.executescript(STOP_SCHEMA)
 
     def close(self) -> None:
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -131,7 +177,9 @@ class Store:
     # runs ------------------------------------------------------------------
     def create_run(self, name: str, config: dict[str, Any], *, kind: str = "train",
                    crossbar: str = "", parent: str | None = None, run_id: str | None = None) -> str:
+        """A new run, `running` and locked by this process until the store closes."""
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+        self.lock(run_id)
         now = time.time()
         with self.transaction() as db:
             db.execute(
@@ -139,6 +187,17 @@ class Store:
                 (run_id, name, kind, "running", now, now, json.dumps(config), code_version(), crossbar, None, parent),
             )
         return run_id
+
+    def lock(self, run_id: str) -> None:
+        """Take the run's lock for this process; a run that another live process holds is a UserError."""
+        if run_id not in self._locks:
+            self._locks[run_id] = RunLock(self.run_dir(run_id) / "lock").acquire(f"run {run_id}")
+
+    def _status(self, row: dict[str, Any]) -> str:
+        """The stored status, except that a `running` run whose process is gone is `interrupted`."""
+        if row["status"] == "running" and not is_held(self.workspace / "runs" / row["id"] / "lock"):
+            return "interrupted"
+        return row["status"]
 
     def set_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
         with self.transaction() as db:
@@ -157,7 +216,7 @@ class Store:
             raise UserError(f"{self.path}: no run {run_id!r} (see `hil runs list`)")
         if len(rows) > 1:
             raise UserError(f"{self.path}: {run_id!r} matches {len(rows)} runs; give more of the id")
-        return _row(rows[0])
+        return self._row(rows[0])
 
     def runs(self, kind: str | None = None, parent: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM runs WHERE 1=1", []
@@ -167,7 +226,14 @@ class Store:
         if parent:
             query += " AND parent = ?"
             args.append(parent)
-        return [_row(r) for r in self._db.execute(query + " ORDER BY created_s", args)]
+        return [self._row(r) for r in self._db.execute(query + " ORDER BY created_s", args).fetchall()]
+
+    def _row(self, row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        out["config"] = json.loads(out["config"])
+        out["summary"] = json.loads(out["summary"]) if out["summary"] else None
+        out["status"] = self._status(out)
+        return out
 
     # metrics ---------------------------------------------------------------
     def add_batches(self, run_id: str, rows: list[dict[str, Any]]) -> None:
@@ -251,43 +317,66 @@ class Store:
 
     # checkpoints -----------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
-        path = self.workspace / "runs" / run_id
-        path.mkdir(parents=True, exist_ok=True)
+        """`<workspace>/runs/<id>/`, created; an id that is not a plain folder name is refused."""
+        path = inside(self.workspace / "runs", run_id, what="run id")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the run folder ({exc.strerror})") from None
         return path
 
     def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> Path:
         path = self.run_dir(run_id) / "checkpoint.pt"
-        atomic_torch_save(state, path)
+        import torch  # here, not at the top: `hil runs list` and `hil --help` need no torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # in memory first: a failed disk write then reports its own errno
+        atomic_write(path, buffer.getvalue())
         return path
 
     def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
-        path = self.workspace / "runs" / run_id / "checkpoint.pt"
+        """The run's last checkpoint, tensors and plain data only; anything else is a StoreError."""
+        path = inside(self.workspace / "runs", run_id, what="run id") / "checkpoint.pt"
         if not path.exists():
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)
+        import torch
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "weights_only" in str(exc) or "Weights only" in str(exc):
+                raise StoreError(f"{path}: refused: the checkpoint holds objects other than tensors and plain "
+                                 "data, and loading them could run code") from None
+            raise StoreError(f"{path}: unreadable checkpoint ({_first_line(exc)})") from None
+        except (RuntimeError, OSError, EOFError, ValueError) as exc:
+            raise StoreError(f"{path}: unreadable checkpoint ({_first_line(exc)})") from None
+        if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+            keys = ", ".join(sorted(CHECKPOINT_KEYS))
+            raise StoreError(f"{path}: not a hil-ep checkpoint (expected the keys {keys})")
+        return state
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write `obj` so that `path` always holds either the old or the new file, never a torn one."""
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file, fsync, then `os.replace` it over `path`: `path` is always old or new.
+
+    A failed write (full disk, read-only folder) removes the temp file and is a StoreError.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{path}: cannot write ({exc.strerror or exc}); the previous file is kept") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    out["config"] = json.loads(out["config"])
-    out["summary"] = json.loads(out["summary"]) if out["summary"] else None
-    return out
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

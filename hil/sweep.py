@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
 from hil.config import (
+    PositiveInt,
     RunConfig,
-    _Strict,
+    Strict,
     apply_overrides,
     read_yaml,
     resolve_config_path,
@@ -47,7 +48,7 @@ PROTOCOLS = ("noise_sweep", "clt_sweep", "hyperparam_map")
 N_PIXELS = 28 * 28  # MNIST, Fashion-MNIST and KMNIST share it
 
 
-class SweepConfig(_Strict):
+class SweepConfig(Strict):
     """A sweep file: base run config + overrides + grid + what the protocol's analysis needs."""
 
     name: str
@@ -196,7 +197,7 @@ def _check_crossbars(trials: list[Trial], source: str) -> None:
         seen.add(key)
         cfg = validate_section(RunConfig, t.config, source)
         where = f"{source} (trial {t.index}: {_point_text(t.point)})"
-        open_crossbar(topology_for(cfg, N_PIXELS), cfg.crossbar, seed=cfg.seed, source=where).close()
+        open_crossbar(topology_for(cfg, N_PIXELS, where), cfg.crossbar, seed=cfg.seed, source=where).close()
 
 
 def _is_derived(axis: str) -> bool:

@@ -84,9 +84,19 @@ class SweepReport:
 
 def pending_trials(sweep: Sweep, store: Any, where: list[str] | None = None) -> tuple[list[Trial], int]:
     """Trials still to run (not finished in the store, matching `where`), and how many were finished."""
+    check_where(sweep, where or [])
     done = {r["trial_id"] for r in store.trials(sweep.id) if r["status"] == "completed"}
     selected = [t for t in sweep.trials if _matches(t, where or [])]
     return [t for t in selected if t.id not in done], sum(t.id in done for t in selected)
+
+
+def check_where(sweep: Sweep, where: list[str]) -> None:
+    """Each `--where axis=value` names an axis and a value on its grid: off the grid would select nothing."""
+    for item in where:
+        if not any(_matches(t, [item]) for t in sweep.trials):
+            key = item.partition("=")[0]
+            values = ", ".join(dict.fromkeys(str(t.point[key]) for t in sweep.trials))
+            raise UserError(f"--where {item}: no trial has this value; {key} takes {values}")
 
 
 def _matches(trial: Trial, where: list[str]) -> bool:
@@ -106,6 +116,7 @@ def register_sweep(sweep: Sweep, store: Any) -> None:
     store.clear_stop(sweep.id)  # a stop asked of an earlier attempt does not stop this one
     try:
         store.run(sweep.id)
+        store.lock(sweep.id)  # one client per sweep
         store.set_status(sweep.id, "running")
     except UserError:
         store.create_run(sweep.config.name, sweep.raw, kind="sweep", crossbar="twin", run_id=sweep.id)

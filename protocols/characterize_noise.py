@@ -23,20 +23,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
 from hil.analysis import averaging
 from hil.analysis import noise_stats as ns
-from hil.config import apply_overrides, read_yaml, resolve_config_path, validate_section
+from hil.config import PositiveInt, RunName, Strict, apply_overrides, read_yaml, resolve_config_path, validate_section
 from hil.errors import ConfigError
 from hil.interface import Crossbar, Topology
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NetworkSpec(_Strict):
+class NetworkSpec(Strict):
     """The twin's layer sizes (inputs already doubled) and range; a station file sets a board's."""
 
     layers: list[PositiveInt] = Field(default_factory=lambda: [8, 4, 2], min_length=2)
@@ -46,7 +42,7 @@ class NetworkSpec(_Strict):
     v_unit: PositiveFloat = 1.0
 
 
-class ReadSpec(_Strict):
+class ReadSpec(Strict):
     """What `hil characterize` reads."""
 
     inputs_v: PositiveFloat = Field(0.5, description="fixed inputs: uniform in +-inputs_v, drawn once from the seed")
@@ -73,7 +69,7 @@ class ReadSpec(_Strict):
         return self
 
 
-class RecommendSpec(_Strict):
+class RecommendSpec(Strict):
     """The noise target of the N recommendation and the batch it is costed on."""
 
     target_v: PositiveFloat = Field(5e-5, description="effective noise wanted per read (V); the paper's sigma_c")
@@ -95,7 +91,7 @@ class RecommendSpec(_Strict):
     phases: PositiveInt = Field(3, description="reads per example per batch: 3 for centered EP, 2 otherwise")
 
 
-class WriteSpec(_Strict):
+class WriteSpec(Strict):
     """What `hil calibrate` programs: a grid of targets, repeated, then a hold for drift."""
 
     block: str = Field("G1", description="the conductance block written")
@@ -109,10 +105,10 @@ class WriteSpec(_Strict):
                                         description="times after a write at which to read back (drift), s")
 
 
-class CharacterizeConfig(_Strict):
+class CharacterizeConfig(Strict):
     """A characterization or calibration run: the top level of `protocols/configs/characterize-*.yaml`."""
 
-    name: str = "characterize"
+    name: RunName = "characterize"
     description: str = ""
     seed: int = 0
     network: NetworkSpec = Field(default_factory=NetworkSpec)

@@ -10,6 +10,7 @@ resumed run replays exactly the batches that an uninterrupted one would.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from hil.config import DataConfig, RunConfig
 from hil.datasets import Split, load, to_voltages
 from hil.diagnostics import SignalMonitor
 from hil.ep import EPController, initial_conductances
+from hil.errors import ConfigError
 from hil.estimate import TrainingPlan
 from hil.interface import Crossbar, SupportsState, Topology
 from hil.readout import Readout
@@ -57,9 +59,23 @@ def prepare_data(cfg: RunConfig, data_dir: str | None = None) -> TrainData:
     return TrainData(tile(train, d.tile), tile(test, d.tile), d.input_gain, readout_for(d))
 
 
-def topology_for(cfg: RunConfig, n_pixels: int) -> Topology:
-    """The network of a config: doubled inputs (2 x features after tiling), hidden layers, outputs of its readout."""
+#: bytes the host holds per conductance during training (crossbar copy, controller copy, update, checkpoint)
+BYTES_PER_CONDUCTANCE = 16
+
+
+def topology_for(cfg: RunConfig, n_pixels: int, source: str = "config") -> Topology:
+    """The network of a config: doubled inputs (2 x features after tiling), hidden layers, outputs of its readout.
+
+    One that cannot fit in this machine's memory is a ConfigError.
+    """
     net = cfg.network
+    sizes = (2 * n_pixels, *net.hidden, readout_for(cfg.data).n_out)
+    n_g = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if n_g * BYTES_PER_CONDUCTANCE > memory:
+        msg = (f"network.hidden: {list(net.hidden)} makes {n_g:.3g} conductances, about "
+               f"{n_g * BYTES_PER_CONDUCTANCE / 2**30:,.0f} GiB to train; this machine has {memory / 2**30:,.0f} GiB")
+        raise ConfigError(f"{source}: {msg}", key="network.hidden", detail=msg)
     return Topology(
         layers=(2 * n_pixels, *net.hidden, readout_for(cfg.data).n_out),
         g_min=net.g_min,

@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from hil.config import read_yaml, validate_section
+from hil.config import Strict, parse_yaml, read_yaml, validate_section
 from hil.simulators.devices import DeviceModel, check_unique
 from hil.simulators.noise import ReadNoise
 
 FORMAT_VERSION = 1
 
 
-class Calibration(BaseModel):
+class Calibration(Strict):
     """What a characterization protocol measured on a board, for the twin to reproduce."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     version: Literal[1] = Field(FORMAT_VERSION, description="format version of the file")
     description: str = Field("", description="free text: which board, which protocol")
     meta: dict[str, Any] = Field(
@@ -47,7 +47,7 @@ class Calibration(BaseModel):
     @classmethod
     def from_yaml(cls, text: str, source: str = "<calibration>") -> Calibration:
         """Parse and validate YAML text; errors name `source` and the key."""
-        data = yaml.safe_load(text) or {}
+        data = parse_yaml(text.encode("utf-8"), source) or {}
         return validate_section(cls, data, source)
 
 

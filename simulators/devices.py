@@ -35,6 +35,7 @@ from pydantic import (
 )
 from torch import Tensor
 
+from hil.config import Strict
 from hil.errors import ConfigError
 from hil.interface import Topology
 
@@ -42,8 +43,8 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(Strict):
+    model_config = ConfigDict(frozen=True)
 
 
 class WriteNoise(_Model):

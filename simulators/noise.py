@@ -27,6 +27,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 from torch import Tensor
 
+from hil.config import Strict
+
 
 def _chunk_len(terms: int, nodes: int) -> int:
     """Samples per block of the exact Ornstein-Uhlenbeck update.
@@ -40,13 +42,13 @@ def _chunk_len(terms: int, nodes: int) -> int:
 
 
 
-class GaussianRead(BaseModel):
+class GaussianRead(Strict):
     """White Gaussian read noise, the paper's `V_samp = V_att + sigma dB_t`.
 
     Mean of N samples: standard deviation `sigma_v / sqrt(N)`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     kind: Literal["gaussian"] = "gaussian"
     sigma_v: NonNegativeFloat = Field(description="standard deviation of one sample (V)")
     stateful: ClassVar[bool] = False
@@ -66,7 +68,7 @@ class GaussianRead(BaseModel):
         return self.sigma_v**2 / n
 
 
-class PinkRead(BaseModel):
+class PinkRead(Strict):
     """1/f (flicker) noise: one-sided PSD `S(f) = amplitude_v^2 * (1 Hz / f)` between two corners.
 
     Below `corner_hz` the spectrum flattens (the slowest trap), which keeps the
@@ -82,7 +84,7 @@ class PinkRead(BaseModel):
     sample period `dt` gives `amplitude_v^2 = 2 sigma^2 dt f_c`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     kind: Literal["pink"] = "pink"
     amplitude_v: NonNegativeFloat = Field(description="sqrt of the one-sided PSD at 1 Hz (V)")
     corner_hz: PositiveFloat = Field(description="low-frequency corner below which the PSD is flat (Hz)")
@@ -171,7 +173,7 @@ class PinkRead(BaseModel):
         return noise.view(noise.shape[0], *([1] * (len(shape) - 2)), nodes).expand(shape)
 
 
-class TelegraphRead(BaseModel):
+class TelegraphRead(Strict):
     """Random telegraph noise: one trap per node, `+amplitude_v` while captured, 0 while empty.
 
     Empty -> captured at `capture_rate_hz`, captured -> empty at
@@ -181,7 +183,7 @@ class TelegraphRead(BaseModel):
     `p = capture / (capture + emission)`; list several entries for several traps.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     kind: Literal["telegraph"] = "telegraph"
     amplitude_v: float = Field(description="step of the reading while the trap is captured (V, signed)")
     capture_rate_hz: PositiveFloat = Field(description="rate of empty -> captured transitions (1/s)")
@@ -238,7 +240,7 @@ class TelegraphRead(BaseModel):
         return noise.expand(shape)
 
 
-class OffsetRead(BaseModel):
+class OffsetRead(Strict):
     """A fixed offset per node (a calibration error): drawn once, `N(0, sigma_v^2)` across nodes, then constant.
 
     No amount of averaging removes it (the mean of N reads keeps it whole), but
@@ -248,7 +250,7 @@ class OffsetRead(BaseModel):
     state, so a checkpoint holds it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     kind: Literal["offset"] = "offset"
     sigma_v: NonNegativeFloat = Field(description="standard deviation of the offsets across nodes (V)")
     stateful: ClassVar[bool] = True
@@ -275,7 +277,7 @@ class OffsetRead(BaseModel):
         return c.view(*([1] * (len(shape) - 1)), shape[-1]).expand(shape)
 
 
-class AdcQuantization(BaseModel):
+class AdcQuantization(Strict):
     """An ADC of `bits` bits over `[v_min, v_max]`, applied to each sample before averaging.
 
     Mid-rise: a reading becomes the centre of its code's bin, step
@@ -286,7 +288,7 @@ class AdcQuantization(BaseModel):
     averaging removes.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     kind: Literal["adc"] = "adc"
     bits: int = Field(ge=1, le=32, description="resolution (bits)")
     v_min: float = Field(description="lowest input of the range (V)")

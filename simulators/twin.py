@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator
 from torch import Tensor
 
-from hil.config import validate_section
+from hil.config import PositiveInt, Seed, Strict, validate_section
 from hil.errors import ConfigError
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
 from hil.simulators.calibration import load_calibration
@@ -28,10 +28,9 @@ from hil.simulators.drn import DRNSolver, ShockleyDiode
 from hil.simulators.noise import GaussianRead, ReadChain, ReadNoise
 
 
-class TwinConfig(BaseModel):
+class TwinConfig(Strict):
     """The `crossbar:` section of a config when `kind: twin`."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["twin"] = "twin"
     sigma: NonNegativeFloat = Field(0.0, description="white read noise per sample (V), the paper's sigma")
     read_noise: list[ReadNoise] = Field(default_factory=list, description="further read-noise models")
@@ -47,7 +46,7 @@ class TwinConfig(BaseModel):
         1, description="sweeps between two tolerance checks (each reads the residual back; >1 helps on a GPU)"
     )
     sample_period_s: PositiveFloat = Field(1e-6, description="time between two reads on the twin's clock")
-    seed: int | None = Field(None, description="noise seed; defaults to the run seed")
+    seed: Seed | None = Field(None, description="noise seed; defaults to the run seed")
     calibration: str | None = Field(
         None, description="calibration YAML (read_noise, devices); relative paths from the config's folder"
     )
@@ -120,11 +119,15 @@ class TwinCrossbar:
         A relative `calibration:` path is taken from the folder of `source` when
         that is a file, else from the working directory.
         """
+        return cls(topology, cls._config(spec, source), seed=seed)
+
+    @staticmethod
+    def _config(spec: dict[str, Any], source: str) -> TwinConfig:
         cfg = validate_section(TwinConfig, spec, source, prefix="crossbar")
         if cfg.calibration is not None and not Path(cfg.calibration).is_absolute():
             base = Path(source).parent if Path(source).is_file() else Path()
             cfg = cfg.model_copy(update={"calibration": str(base / cfg.calibration)})
-        return cls(topology, cfg, seed=seed)
+        return cfg
 
     @classmethod
     def packed(cls, topology: Topology, specs: list[dict[str, Any]], seeds: list[int], source: str) -> Any:
@@ -135,10 +138,12 @@ class TwinCrossbar:
         keys = {pack_key(t) for t in twins}
         return PackedTwin(topology, twins) if len(keys) == 1 and None not in keys else None
 
-    @staticmethod
-    def check_spec(spec: dict[str, Any], source: str, topology: Topology | None = None) -> None:
-        """Any topology fits a twin: only the section itself is checked."""
-        validate_section(TwinConfig, spec, source, prefix="crossbar")
+    @classmethod
+    def check_spec(cls, spec: dict[str, Any], source: str, topology: Topology | None = None) -> None:
+        """Any topology fits a twin: the section and its calibration file are checked."""
+        cfg = cls._config(spec, source)
+        if cfg.calibration is not None:
+            load_calibration(Path(cfg.calibration))
 
     def __repr__(self) -> str:
         return f"TwinCrossbar(layers={self.topology.layers}, {self.config!r}, solver={self.solver!r})"

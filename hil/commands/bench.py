@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hil import bench
-
 console = Console(soft_wrap=True)
 
 _LABELS = {
@@ -32,6 +30,8 @@ def bench_command(
     ] = False,
 ) -> None:
     """Measure training and inference throughput of the twin and the machine's matmul roofline."""
+    from hil import bench
+
     with console.status("benchmarking") as status:
         figures = bench.run(seconds, progress=lambda msg: status.update(f"benchmarking: {msg}"))
     table = Table("figure", "value", title=f"hil bench ({figures['torch_threads']} torch threads)")

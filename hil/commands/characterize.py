@@ -16,26 +16,19 @@ import base64
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hil.analysis import noise_plots
-from hil.protocols.calibrate import WriteResult, calibrate_write
-from hil.protocols.characterize_noise import (
-    CharacterizeConfig,
-    ReadNoiseResult,
-    characterize_read,
-    load_characterize_config,
-    topology_for,
-)
-from hil.registry import check_crossbar, open_crossbar
-from hil.runner import Runner, StopRequested
 from hil.store import Store, atomic_write_text, code_version
 from hil.workspace import save_samples
+
+if TYPE_CHECKING:  # the protocols import torch and scipy: only when a command runs, not for `hil --help`
+    from hil.protocols.calibrate import WriteResult
+    from hil.protocols.characterize_noise import CharacterizeConfig, ReadNoiseResult
 
 console = Console()
 
@@ -116,6 +109,8 @@ def summary_text(cfg: CharacterizeConfig, run_id: str, read: ReadNoiseResult | N
 
 
 def _figures(read: ReadNoiseResult | None, write: WriteResult | None, out: Path) -> list[Path]:
+    from hil.analysis import noise_plots
+
     paths = []
     if read is not None:
         paths += [noise_plots.allan_figure(read.nodes, read.recommendation, out / "allan.png"),
@@ -132,6 +127,11 @@ def _figures(read: ReadNoiseResult | None, write: WriteResult | None, out: Path)
 
 def _run(command: str, config: str | None, sets: list[str], crossbar: str | None, out: str | None,
          workspace: str | None, quiet: bool, do_read: bool, do_write: bool) -> None:
+    from hil.protocols.calibrate import calibrate_write
+    from hil.protocols.characterize_noise import characterize_read, load_characterize_config, topology_for
+    from hil.registry import check_crossbar, open_crossbar
+    from hil.runner import Runner, StopRequested
+
     cfg, raw, source = load_characterize_config(config, sets, crossbar)
     topology = topology_for(cfg, source)
     check_crossbar(cfg.crossbar, source)

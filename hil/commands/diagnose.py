@@ -24,7 +24,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hil.diagnostics import DEFAULT_SNR_CRIT, layer_name, predict_onset
 from hil.errors import UserError
 from hil.store import Store
 
@@ -67,8 +66,8 @@ def signal_of(store: Store, run_id: str, epoch: int | None,
 def diagnose_command(
     run: Annotated[str, typer.Argument(help="a noiseless training run, or a sweep (its lowest-sigma trials)")],
     n: Annotated[list[int] | None, typer.Option("--n", help="reads averaged per node (repeat: --n 1 --n 16)")] = None,
-    snr_crit: Annotated[float, typer.Option(help="critical SNR of a layer's update (see docs/results)")]
-    = DEFAULT_SNR_CRIT,
+    snr_crit: Annotated[float | None, typer.Option(
+        help="critical SNR of a layer's update (default hil.diagnostics.DEFAULT_SNR_CRIT; see docs/results)")] = None,
     onset: Annotated[float | None, typer.Option(help="a measured sigma_onset (V, N=1): print the SNR_crit it "
                                                     "implies")] = None,
     epoch: Annotated[int | None, typer.Option(help="use this epoch's signal (default: mean over epochs)")] = None,
@@ -76,6 +75,9 @@ def diagnose_command(
     workspace: Annotated[str | None, typer.Option(help="folder of the run store")] = None,
 ) -> None:
     """Predict sigma_onset for N reads from a noiseless run's per-layer EP signal: signal / SNR_crit x sqrt(N)."""
+    from hil.diagnostics import DEFAULT_SNR_CRIT, layer_name, predict_onset  # torch: not for `hil --help`
+
+    snr_crit = DEFAULT_SNR_CRIT if snr_crit is None else snr_crit
     if snr_crit <= 0:
         raise UserError(f"--snr-crit must be positive, got {snr_crit}")
     ns = n or [1, 4, 16, 64]

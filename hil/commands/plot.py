@@ -9,11 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hil.analysis.sweep_plots import FIGURES
-from hil.analysis.sweep_stats import read_trial_table, table_for, write_csv
 from hil.errors import UserError
 from hil.store import Store
-from hil.sweep import load_sweep, open_sweep, protocol_module
+
+#: the figures `hil plot` draws (hil.analysis.sweep_plots.FIGURES), named so that registering imports no matplotlib
+FIGURE_NAMES = ("fig3", "fig4", "fig5")
 
 console = Console()
 plot_app = typer.Typer(help="Figures: the paper's Figs. 3-5 from a sweep, or a run's learning curve.",
@@ -29,6 +29,10 @@ def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None, 
     before) and `sweep` names the sweep file whose analysis settings apply.  `predicted`
     (dataset -> sigma) marks onsets predicted by `hil diagnose` on Fig. 3.
     """
+    from hil.analysis.sweep_plots import FIGURES
+    from hil.analysis.sweep_stats import read_trial_table, table_for, write_csv
+    from hil.sweep import load_sweep, open_sweep, protocol_module
+
     protocol, draw = FIGURES[figure]
     if trials_csv is not None:
         cfg, sweep_id = load_sweep(sweep).config, f"{Path(trials_csv).name} ({sweep})"
@@ -128,7 +132,7 @@ def _ci(v: dict[str, Any], key: str, how: str) -> str:
     return f"{v[key]:.3g} V{band}"
 
 
-for _fig in FIGURES:
+for _fig in FIGURE_NAMES:
     plot_app.command(_fig)(_command(_fig))
 
 

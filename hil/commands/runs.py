@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
-from hil.diagnostics import layer_name
 from hil.store import Store
 
 console = Console(soft_wrap=True)
@@ -23,15 +23,20 @@ def list_runs(
     workspace: Annotated[str | None, typer.Option(help="run store folder (default ./hil-runs)")] = None,
     kind: Annotated[str | None, typer.Option(help="only runs of this kind (train, trial, characterize, ...)")] = None,
 ) -> None:
-    """One line per run: id, status, epochs done and test accuracy."""
-    store = Store(workspace)
-    table = Table("id", "kind", "status", "started", "epochs", "test acc")
-    for run in store.runs(kind=kind):
+    """One line per run: id (in full), status, epochs done and test accuracy."""
+    store = Store(workspace, create=False)
+    runs = store.runs(kind=kind)
+    table = Table()
+    for column in ("id", "kind", "status", "started", "epochs", "test acc"):
+        table.add_column(column, no_wrap=True)
+    for run in runs:
         epochs = store.epochs(run["id"])
         acc = f"{epochs[-1]['test_acc']:.4f}" if epochs and epochs[-1]["test_acc"] is not None else "-"
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created_s"]))
         table.add_row(run["id"], run["kind"], run["status"], started, str(len(epochs)), acc)
-    console.print(table)
+    # never cut a cell (the id is what other commands take): wider than the terminal if need be
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    Console(width=max(console.width, needed)).print(table)
 
 
 @runs_app.command("show")
@@ -42,7 +47,7 @@ def show_run(
     config: Annotated[bool, typer.Option(help="print the resolved config as JSON")] = False,
 ) -> None:
     """The run's status, its per-epoch curve, and optionally its config and a plot."""
-    store = Store(workspace)
+    store = Store(workspace, create=False)
     run = store.run(run_id)
     console.print(f"[bold]{run['id']}[/]  {run['kind']}  {run['status']}  code {run['code_version']}", highlight=False)
     if run["summary"]:
@@ -67,6 +72,8 @@ def show_run(
 
 def signal_table(rows: list[dict]) -> Table:
     """Per epoch and layer: the EP signal, the read noise on it and their ratio (hil.diagnostics)."""
+    from hil.diagnostics import layer_name  # imports torch: only when a run is shown
+
     depth = max(r["layer"] for r in rows)
     table = Table("epoch", "layer", "|ds| med V", "|ds| rms V", "read σ V", "noise V", "SNR", "active",
                   title="EP signal per layer (ds = s(β2) - s(β1) on active nodes)",

@@ -18,13 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from hil.analysis.sweep_stats import trial_table
 from hil.errors import UserError
 from hil.runner import StopWatcher
 from hil.store import Store
-from hil.sweep import load_sweep
-from hil.sweep_cost import estimate
-from hil.sweep_run import local_client, machine_split, pending_trials, run_sweep
 
 console = Console()
 
@@ -46,8 +42,8 @@ def sweep_command(
     config: Annotated[str, typer.Argument(help=_H["config"])],
     set_: Annotated[list[str] | None, typer.Option("--set", help=_H["set"])] = None,
     where: Annotated[list[str] | None, typer.Option(help=_H["where"])] = None,
-    workers: Annotated[int | None, typer.Option(help=_H["workers"])] = None,
-    threads: Annotated[int | None, typer.Option(help=_H["threads"])] = None,
+    workers: Annotated[int | None, typer.Option(help=_H["workers"], min=1)] = None,
+    threads: Annotated[int | None, typer.Option(help=_H["threads"], min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(help=_H["scheduler"])] = None,
     data_dir: Annotated[str | None, typer.Option(help=_H["data_dir"])] = None,
     workspace: Annotated[str | None, typer.Option(help=_H["workspace"])] = None,
@@ -56,7 +52,14 @@ def sweep_command(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Run every trial of a sweep not yet finished in the store; a killed sweep resumes where it stopped."""
-    sweep = load_sweep(config, set_ or [])
+    from hil.analysis.sweep_stats import trial_table
+    from hil.config import blame_overrides
+    from hil.sweep import load_sweep
+    from hil.sweep_run import check_where, local_client, machine_split, pending_trials, run_sweep
+
+    with blame_overrides(set_ or []):
+        sweep = load_sweep(config, set_ or [])
+    check_where(sweep, where or [])
     store = Store(workspace)
     n_workers, n_threads = machine_split(threads=threads, workers=workers)
     if scheduler:
@@ -133,6 +136,8 @@ def sweep_command(
 
 
 def _print_estimate(sweep, store, workers: int, threads: int, where, pack: int | None) -> None:
+    from hil.sweep_cost import estimate
+
     with console.status("calibrating: a short training run per network size"):
         est = estimate(sweep, store, workers, threads, where, pack=pack)
     table = Table("figure", "value", title=f"projected cost of {sweep.id}")

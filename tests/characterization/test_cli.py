@@ -89,7 +89,7 @@ def test_calibrate_twin_writes_devices(tmp_path):
     ("text", "fragments"),
     [
         ("version: 1\nread_noise:\n  - {kind: pink, amplitude_v: 1.0e-5}\n",
-         ["read_noise.0.pink.corner_hz", "Field required"]),
+         ["read_noise.0.corner_hz", "Field required"]),
     ],
     ids=["missing-key"],
 )
@@ -127,10 +127,10 @@ def test_same_command_runs_on_lab_crossbar_over_pyvisa_sim(tmp_path):
     ("text", "fragments"),
     [
         ("version: 1\ndevices:\n  - {kind: write_noise, sigma_abss: 0.01}\n",
-         ["cal.yaml: devices.0.write_noise.sigma_abss", "unknown key"]),
+         ["cal.yaml: devices.0.sigma_abss", "unknown key"]),
         ("version: 2\n", ["cal.yaml: version"]),
         ("version: 1\nread_noise:\n  - {kind: gaussian, sigma_v: 1.0e-4\n", ["cal.yaml:", "malformed YAML"]),
-        ("version: 1\ndevices:\n  - {kind: range, g_min: 0.5, g_max: 0.1}\n", ["cal.yaml: devices.0.range"]),
+        ("version: 1\ndevices:\n  - {kind: range, g_min: 0.5, g_max: 0.1}\n", ["cal.yaml: devices.0: g_max (0.1)"]),
     ],
     ids=["unknown-key", "bad-version", "truncated", "inverted-range"],
 )

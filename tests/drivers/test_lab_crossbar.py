@@ -118,7 +118,7 @@ def test_topology_mismatch_names_the_key():
     with pytest.raises(ConfigError, match=r"wiring\.inputs: 4 channels for 6 input nodes"):
         LabCrossbar.from_spec(Topology(layers=(6, 2, 1)), {"kind": "lab", "station": str(SIM)},
                               seed=0, source="cfg.yaml")
-    with pytest.raises(ConfigError, match=r"cfg.yaml: crossbar\.station: Field required"):
+    with pytest.raises(ConfigError, match=r"cfg.yaml: crossbar\.stations: unknown key \(did you mean 'station'\?\)"):
         LabCrossbar.from_spec(TOPO, {"kind": "lab", "stations": str(SIM)}, seed=0, source="cfg.yaml")
 
 

@@ -52,12 +52,12 @@ def test_any_mix_round_trips(tmp_path):
 @pytest.mark.parametrize(
     ("bad", "where"),
     [
-        ("read_noise:\n  - {kind: pink, amplitude_v: 1.0e-5}\n", "read_noise.0.pink.corner_hz"),
+        ("read_noise:\n  - {kind: pink, amplitude_v: 1.0e-5}\n", "read_noise.0.corner_hz: Field required"),
         ("read_noise:\n  - {kind: brown, sigma_v: 1.0}\n", "read_noise.0"),
-        ("devices:\n  - {kind: drift, nu: 0.1, t0: 1}\n", "devices.0.drift.t0: unknown key"),
+        ("devices:\n  - {kind: drift, nu: 0.1, t0: 1}\n", "devices.0.t0: unknown key"),
         ("devices:\n  - {kind: levels, n_levels: 4}\n  - {kind: levels, n_levels: 8}\n",
          "devices: at most one device model of each kind"),
-        ("read_noise:\n  - {kind: adc, bits: 8, v_min: 1, v_max: -1}\n", "read_noise.0.adc"),
+        ("read_noise:\n  - {kind: adc, bits: 8, v_min: 1, v_max: -1}\n", "read_noise.0: "),
         ("version: 2\n", "version"),
         ("noise: []\n", "noise: unknown key"),
     ],
@@ -94,7 +94,7 @@ def test_twin_loads_a_calibration_relative_to_its_config(tmp_path):
 def test_twin_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"run.yaml: crossbar.diode"):
         TwinCrossbar.from_spec(Topology((2, 2, 1)), {"diode": "zener"}, seed=0, source="run.yaml")
-    with pytest.raises(ConfigError, match=r"run.yaml: crossbar.devices.0.write_noise.sigma_rel"):
+    with pytest.raises(ConfigError, match=r"run.yaml: crossbar.devices.0.sigma_rel"):
         TwinCrossbar.from_spec(
             Topology((2, 2, 1)), {"devices": [{"kind": "write_noise", "sigma_rel": -1}]}, seed=0, source="run.yaml"
         )
