@@ -110,6 +110,22 @@ def test_one_process_per_run_and_a_dead_run_shows_interrupted(tmp_path, capsys):
         store.lock(run_id)  # the dead process left no stuck lock
 
 
+def _can_mount_tmpfs() -> bool:
+    """Whether this machine lets the test mount a tmpfs (root on Linux, and no container policy against it)."""
+    if os.geteuid() != 0 or sys.platform != "linux":
+        return False
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True).returncode:
+            return False
+        subprocess.run(["umount", d])
+    return True
+
+
+CAN_MOUNT_TMPFS = _can_mount_tmpfs()
+
+
 def _limit_file_size(limit: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
@@ -132,12 +148,11 @@ def test_full_disk_leaves_no_temp_file_and_no_running_status(tmp_path):
     assert run["status"] in ("failed", "interrupted")
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or sys.platform != "linux", reason="a tmpfs mount needs root on Linux")
+@pytest.mark.skipif(not CAN_MOUNT_TMPFS, reason="mounting a tmpfs needs root on Linux and a machine that allows it")
 def test_full_disk_on_a_real_tiny_file_system(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)]).returncode:
-        pytest.skip("mount -t tmpfs refused here")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
     try:
         out = subprocess.run([sys.executable, "-m", "hil", "train", QUICK, *TINY, "--set", "network.hidden=[64]",
                               "--workspace", str(mnt / "ws")], capture_output=True, text=True, timeout=300)
@@ -149,12 +164,13 @@ def test_full_disk_on_a_real_tiny_file_system(tmp_path):
         subprocess.run(["umount", str(mnt)])
 
 
+@pytest.mark.skipif(os.geteuid() == 0 and not CAN_MOUNT_TMPFS,
+                    reason="root ignores permission bits, so a read-only workspace needs a read-only tmpfs mount")
 def test_read_only_workspace(tmp_path, capsys):
     ws = tmp_path / "ro"
     ws.mkdir()
     if os.geteuid() == 0:  # root ignores permission bits: use a read-only mount
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ws)]).returncode:
-            pytest.skip("mount -t tmpfs refused here")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ws)], check=True)
     else:
         ws.chmod(0o555)
     try:
