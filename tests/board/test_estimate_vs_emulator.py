@@ -28,9 +28,6 @@ HAS_CLOCK = "speed" in inspect.signature(Emulator).parameters
 
 
 @pytest.mark.skipif(not HAS_CLOCK, reason="the emulator has no instrument clock (hil emulate --speed) in this tree")
-@pytest.mark.xfail(strict=False, reason="not met yet: measured 4.69 s against 3.34 s estimated per batch (+40 %) on the"
-                   " loaded 2-core machine (2026-12-01); candidates: the emulator's DAQ970A relay time (10.5 ms per "
-                   "channel) against the drivers' 4 ms, and host time per ramp step beyond ramp_step_s (docs/board.md)")
 def test_estimate_per_batch_is_within_10_percent_of_the_emulated_station(tmp_path, capsys):
     cfg, _ = load_config(str(CONFIGS / "xor-8-4-1.yaml"), SETS)
     with Emulator(load_station(STATIONS / "board_daq970a_2450.yaml"), cfg.crossbar, seed=cfg.seed,
