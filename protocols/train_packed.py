@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hil.adaptive import batch_reads
 from hil.config import RunConfig
 from hil.diagnostics import SignalMonitor
 from hil.ep import ep_step_, initial_conductances
@@ -58,6 +59,7 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
         correct = [0] * len(cfgs)
         loss = [0.0] * len(cfgs)
         seen = 0
+        reads = 0
         t_epoch = time.perf_counter()
         for b in range(n_batches):
             idx = [o[b * tc.batch_size : (b + 1) * tc.batch_size] for o in orders]
@@ -71,6 +73,7 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
                 correct[t] += c
                 loss[t] += lo * labels.shape[1]
             seen += labels.shape[1]
+            reads += batch_reads(tc.n_samples, tc.centered, labels.shape[1])
         train_wall = time.perf_counter() - t_epoch
         test_correct, test_loss = _evaluate(xbar, datas, cfgs[0])
         for t in range(len(cfgs)):
@@ -83,6 +86,7 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
                 "lr_scale": lr_scale,
                 "wall_s": train_wall / len(cfgs),
                 "samples_per_s": seen * len(cfgs) / max(train_wall, 1e-9),
+                "reads": reads,
                 "signal": monitors[t].summary(),
             })
             monitors[t].reset()

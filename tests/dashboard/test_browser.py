@@ -139,8 +139,8 @@ def _request(url: str, method: str = "GET", headers: dict | None = None) -> tupl
 
 
 def test_off_loopback_every_request_needs_the_printed_token(workspace, browser):
-    with Store(workspace) as store:
-        run_id = store.create_run("held", {"train": {"epochs": 1}})
+    holder = Store(workspace)  # stays open: its lock keeps the run `running`, as a live training would
+    run_id = holder.create_run("held", {"train": {"epochs": 1}})
     proc = subprocess.Popen([sys.executable, "-m", "hil", "dashboard", "--workspace", str(workspace), "--host",
                              "0.0.0.0", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={"COLUMNS": "300", **__import__("os").environ})
@@ -171,6 +171,7 @@ def test_off_loopback_every_request_needs_the_printed_token(workspace, browser):
     finally:
         proc.terminate()
         proc.wait(10)
+        holder.close()
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-HIL-Token": "guess"}])
