@@ -23,7 +23,7 @@ from torch import Tensor
 
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
 from hil.simulators.drn import DRNSolver, Equilibrium
-from hil.simulators.twin import TwinConfig, TwinCrossbar
+from hil.simulators.twin import TwinConfig, TwinCrossbar, adopt_or_copy
 
 SHARED = ("dtype", "device", "tol_v", "max_iter", "fixed_iterations", "check_every", "sample_period_s",
           "program_time_s")
@@ -83,11 +83,7 @@ class PackedTwin:
                 torch.clamp(value.to(dst), lo, hi, out=dst)
                 achieved[name] = dst.clone()
                 continue
-            if value is not dst:
-                if value.dtype == dst.dtype and value.device == dst.device and value.is_contiguous():
-                    self._g[name] = value  # adopted, not copied (see ProgramReport)
-                else:
-                    dst.copy_(value)
+            adopt_or_copy(self._g, name, value)
             achieved[name] = value
         self._dens = None
         self._cache.clear()

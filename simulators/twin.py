@@ -194,11 +194,7 @@ class TwinCrossbar:
                 torch.clamp(value.to(dst), self.topology.g_min, self.topology.g_max, out=dst)
                 achieved[name] = dst.clone()
                 continue
-            if value is not dst:
-                if value.dtype == dst.dtype and value.device == dst.device and value.is_contiguous():
-                    self._g[name] = value  # adopted, not copied (see ProgramReport)
-                else:
-                    dst.copy_(value)
+            adopt_or_copy(self._g, name, value)
             achieved[name] = value
         self._dens = None
         self._cache.clear()
@@ -356,6 +352,17 @@ class TwinCrossbar:
             self._g_time = self.clock_s
         self._dens = None
         self._cache.clear()
+
+
+def adopt_or_copy(blocks: dict[str, Tensor], name: str, value: Tensor) -> None:
+    """Hold `value` as block `name` without a copy when it already has the block's layout (see ProgramReport)."""
+    dst = blocks[name]
+    if value is dst:
+        return
+    if value.dtype == dst.dtype and value.device == dst.device and value.is_contiguous():
+        blocks[name] = value
+    else:
+        dst.copy_(value)
 
 
 def _pick_device(name: str) -> torch.device:
