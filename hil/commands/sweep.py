@@ -54,12 +54,17 @@ def sweep_command(
     """Run every trial of a sweep not yet finished in the store; a killed sweep resumes where it stopped."""
     from hil.analysis.sweep_stats import trial_table
     from hil.config import blame_overrides
+    from hil.datasets import choose_root
     from hil.sweep import load_sweep
     from hil.sweep_run import check_where, local_client, machine_split, pending_trials, run_sweep
 
     with blame_overrides(set_ or []):
         sweep = load_sweep(config, set_ or [])
     check_where(sweep, where or [])
+    for root in sorted({(t.config.get("data") or {}).get("root") for t in sweep.trials} - {None}):
+        note = choose_root(root, data_dir)[1]  # the trials read the config's root, as `hil train` does
+        if note:
+            console.print(note, highlight=False)
     store = Store(workspace)
     n_workers, n_threads = machine_split(threads=threads, workers=workers)
     if scheduler:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,15 @@ def test_resume_says_where_refuses_set_and_checks_the_data(tmp_path, capsys):
 def test_data_dir_beside_an_embedded_config_says_which_wins(tmp_path, capsys):
     ws = tmp_path / "ws"
     code, err, out = hil(capsys, "train", QUICK, *TINY, "--data-dir", str(tmp_path), "--workspace", str(ws))
+    assert code == 0, err
+    assert f"the config's data.root (embedded) is used, not --data-dir {tmp_path}" in " ".join(out.split())
+
+
+def test_sweep_data_dir_beside_an_embedded_config_says_which_wins(tmp_path, capsys):
+    """`hil sweep` says so as `hil train` does (issue 16): its trials read the config's data.root too."""
+    sweep = Path(__file__).parents[1] / "sweeps" / "tiny.yaml"  # base quickstart: data.root embedded
+    code, err, out = hil(capsys, "sweep", str(sweep), "--set", "network.hidden=[4]", "--data-dir", str(tmp_path),
+                         "--estimate", "--workspace", str(tmp_path / "ws"))
     assert code == 0, err
     assert f"the config's data.root (embedded) is used, not --data-dir {tmp_path}" in " ".join(out.split())
 
