@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
-from hil.simulators.drn import DRNSolver, Equilibrium
+from hil.simulators.drn import DRNSolver, Equilibrium, reciprocals
 from hil.simulators.twin import TwinConfig, TwinCrossbar, adopt_or_copy
 
 SHARED = ("dtype", "device", "tol_v", "max_iter", "fixed_iterations", "check_every", "sample_period_s",
@@ -56,6 +56,7 @@ class PackedTwin:
         self.clock_s = 0.0
         self._g = {name: torch.stack([t._g[name] for t in twins]) for name in topology.parameter_shapes()}
         self._dens: list[Tensor] | None = None
+        self._inv_dens: list[Tensor] = []
         self._cache: dict[str, Any] = {}
 
     @classmethod
@@ -133,6 +134,7 @@ class PackedTwin:
         """Solve all trials, reusing `x @ G1` and the free states when the same input batch comes back."""
         if self._dens is None:
             self._dens = [d.unsqueeze(-2) for d in DRNSolver.denominators(self._blocks())]
+            self._inv_dens = reciprocals(self._dens)
         cache = self._cache
         if not (cache.get("inputs") is inputs and cache.get("version") == inputs._version):
             x = inputs.to(device=self.device, dtype=self.dtype)
@@ -140,7 +142,7 @@ class PackedTwin:
             cache.update(inputs=inputs, version=inputs._version, xg=torch.bmm(x, self._g["G1"]))
         biases = [self._g[f"b{l}"].unsqueeze(-2) for l in range(1, self.topology.depth + 1)]
         eq, iterations = self.solver.solve_packed(cache["xg"], self._blocks(), biases, self._dens, nudge=nudge,
-                                                  init=cache.get("free"))
+                                                  init=cache.get("free"), inv_dens=self._inv_dens)
         if nudge is None or nudge.beta == 0.0:
             cache["free"] = eq.states
         return eq, iterations

@@ -24,7 +24,7 @@ from hil.errors import ConfigError
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
 from hil.simulators.calibration import load_calibration
 from hil.simulators.devices import DeviceArray, DeviceModel, VerifyPolicy, check_unique
-from hil.simulators.drn import DRNSolver, ShockleyDiode
+from hil.simulators.drn import DRNSolver, ShockleyDiode, reciprocals
 from hil.simulators.noise import GaussianRead, ReadChain, ReadNoise
 
 
@@ -109,7 +109,8 @@ class TwinCrossbar:
             for name in topology.blocks:
                 self._g[name] = self.devices.effective(name, self.clock_s).clone()
         self._g_time = self.clock_s
-        self._dens: list[Tensor] | None = None
+        self._dens: list[Tensor] | None = None  # per-node conductance sums and their reciprocals, per program
+        self._inv_dens: list[Tensor] = []
         self._cache: dict[str, Any] = {}
 
     @classmethod
@@ -312,6 +313,7 @@ class TwinCrossbar:
         """Solve, reusing `x @ G1` and the free state when the same input batch comes back."""
         if self._dens is None:
             self._dens = DRNSolver.denominators(self._blocks())
+            self._inv_dens = reciprocals(self._dens)
         cache = self._cache
         same_batch = cache.get("inputs") is inputs and cache.get("version") == inputs._version
         if not same_batch:
@@ -319,7 +321,8 @@ class TwinCrossbar:
             cache.clear()
             cache.update(inputs=inputs, version=inputs._version, xg=x @ self._g["G1"])
         eq = self.solver.solve(
-            cache["xg"], self._blocks(), self._biases(), self._dens, nudge=nudge, init=cache.get("free")
+            cache["xg"], self._blocks(), self._biases(), self._dens, nudge=nudge, init=cache.get("free"),
+            inv_dens=self._inv_dens,
         )
         if nudge is None or nudge.beta == 0.0:
             cache["free"] = eq.states
