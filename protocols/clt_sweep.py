@@ -10,7 +10,9 @@ grid points around it.  N whose accuracy never drops below the target on the gri
 
 The slope of log10 sigma_max vs log10 N is fitted by least squares; its uncertainty
 is the fit's standard error and, separately, a bootstrap over seeds (trials
-resampled with replacement within each grid point, the whole analysis redone).
+resampled with replacement within each grid point, the whole analysis redone): its
+standard deviation and 95 % percentile interval (replicates where fewer than two N cross
+the target are left out and counted).
 
 On the twin with the `exact` read path the mean of N reads is drawn as
 N(V, sigma^2 / N), so a slope of 1/2 is the model's own assumption; the sweep
@@ -74,5 +76,7 @@ def analyze(table: list[dict[str, Any]], cfg: SweepConfig, n_boot: int = 300, se
             slopes.append(f["slope"])
     fit["bootstrap_std"] = float(np.std(slopes, ddof=1)) if len(slopes) > 1 else None
     fit["bootstrap_n"] = len(slopes)
+    lo, hi = np.quantile(slopes, [0.025, 0.975]) if len(slopes) > 1 else (None, None)
+    fit["bootstrap_lo"], fit["bootstrap_hi"] = (float(lo), float(hi)) if lo is not None else (None, None)
     return {"summary": summary, "sigma_max": smax, "fit": fit, "target_acc": cfg.target_acc,
             "definition": "sigma_max(N): crossing of target_acc by the mean acc, log-interpolated"}

@@ -29,15 +29,15 @@ def _save(fig, stem: Path) -> list[Path]:
 def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
     """Top: mean (± std band, min..max bars) and max test accuracy vs sigma per dataset, sigma_onset (dotted,
     its bootstrap interval shaded) and sigma_collapse (dashed); bottom: converged fraction with Wilson intervals."""
-    summary = analysis["summary"]
+    summary = [{**r, "curve": r.get("curve", r["dataset"])} for r in analysis["summary"]]
     stages = analysis.get("stages") or {}
-    datasets = list(dict.fromkeys(r["dataset"] for r in summary))
+    datasets = list(dict.fromkeys(r["curve"] for r in summary))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True, height_ratios=[3, 1.3],
                                   constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, ds in enumerate(datasets):
         c = colors[i % len(colors)]
-        rows = sorted((r for r in summary if r["dataset"] == ds and r["sigma"] > 0), key=lambda r: r["sigma"])
+        rows = sorted((r for r in summary if r["curve"] == ds and r["sigma"] > 0), key=lambda r: r["sigma"])
         s = np.array([r["sigma"] for r in rows])
         mean = np.array([r["mean_acc"] for r in rows]) * 100
         std = np.array([r["std_acc"] for r in rows]) * 100
@@ -46,7 +46,8 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
         ax.fill_between(s, mean - std, mean + std, color=c, alpha=0.18, lw=0)
         ax.errorbar(s, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=c, ms=4, capsize=2, lw=1.3,
                     label=f"{ds}: mean (band ±1 std, bars min..max, n={rows[0]['n'] if rows else 0})")
-        ax.plot(s, hi, "^--", color=c, ms=4, lw=1, label=f"{ds}: max")
+        if len(datasets) <= 3:  # a scaling study's many curves: the mean only
+            ax.plot(s, hi, "^--", color=c, ms=4, lw=1, label=f"{ds}: max")
         st = stages.get(ds, {})
         if st.get("onset_how") == "interpolated":
             ci = st.get("sigma_onset_ci") or {}
@@ -59,10 +60,10 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
             ax.axvline(st["sigma_collapse"], color=c, ls="--", lw=1.2)
             ax.annotate(f"σ_collapse≈{st['sigma_collapse']:.1e}", (st["sigma_collapse"], 16 - 7 * i), color=c,
                         fontsize=7, xytext=(3, 0), textcoords="offset points", va="center")
-        pred = (analysis.get("predicted_onset") or {}).get(ds)
+        pred = predicted(analysis, ds)
         if pred:
             ax.plot([pred], [97 - 4 * i], "v", color=c, ms=8, mec="k", mew=0.6,
-                    label=f"{ds}: onset predicted by hil diagnose ({pred:.1e} V)")
+                    label=f"{ds}: onset predicted from its EP signal ({pred:.1e} V)")
         frac = np.array([r["frac_converged"] for r in rows]) * 100
         clo = np.array([r.get("converged_lo", r["frac_converged"]) for r in rows]) * 100
         chi = np.array([r.get("converged_hi", r["frac_converged"]) for r in rows]) * 100
@@ -83,6 +84,45 @@ def fig3(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
     ax2.set_ylabel("converged (%)\n95 % Wilson", fontsize=8)
     ax2.set_ylim(-5, 105)
     ax2.grid(True, which="both", alpha=0.25)
+    return _save(fig, stem)
+
+
+def predicted(analysis: dict[str, Any], curve: str) -> float | None:
+    """The predicted onset of a curve: given with `--predicted`, else diagnosed from its lowest-sigma trials."""
+    given = (analysis.get("predicted_onset") or {}).get(curve)
+    if given:
+        return given
+    return ((analysis.get("diagnosed_onset") or {}).get(curve) or {}).get("sigma_onset")
+
+
+def onsets(analysis: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
+    """Measured sigma_onset per curve (95 % bootstrap bars; a triangle for a bound off the grid) beside
+    the onset predicted from its EP signal: the table of a scaling study as a figure."""
+    stages = analysis.get("stages") or {}
+    curves = list(stages)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(curves) + 1.6), constrained_layout=True)
+    for i, c in enumerate(curves):
+        st = stages[c]
+        y = len(curves) - 1 - i
+        if st["onset_how"] == "interpolated":
+            ci = st.get("sigma_onset_ci") or {}
+            lo, hi = ci.get("lo") or st["sigma_onset"], ci.get("hi") or st["sigma_onset"]
+            ax.errorbar([st["sigma_onset"]], [y], xerr=[[st["sigma_onset"] - lo], [hi - st["sigma_onset"]]],
+                        fmt="o", color="C0", capsize=3, label="measured σ_onset (95 % bootstrap)" if i == 0 else None)
+        elif st["sigma_onset"]:
+            ax.plot([st["sigma_onset"]], [y], ">", color="C0", mfc="none")
+        d = (analysis.get("diagnosed_onset") or {}).get(c)
+        if d:
+            ci = d.get("ci") or {}
+            lo, hi = ci.get("lo") or d["sigma_onset"], ci.get("hi") or d["sigma_onset"]
+            ax.errorbar([d["sigma_onset"]], [y - 0.2], xerr=[[d["sigma_onset"] - lo], [hi - d["sigma_onset"]]],
+                        fmt="v", color="C3", capsize=3, label="predicted from EP signal" if i == 0 else None)
+    ax.set_yticks(range(len(curves)), list(reversed(curves)), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("σ_onset (V per sample)")
+    ax.grid(True, which="both", axis="x", alpha=0.25)
+    ax.legend(fontsize=7)
+    ax.set_title(title or "σ_onset per curve", fontsize=8)
     return _save(fig, stem)
 
 

@@ -15,7 +15,10 @@ Definitions (also in docs/results/README.md), for the mean final test accuracy o
   each grid point, everything above recomputed; 95 % by default); replicates without a
   crossing are counted and left out;
 - converged fraction: trials with final accuracy >= `converged_acc` over all trials of the
-  point (failed trials count as not converged), with its Wilson score interval.
+  point (failed trials count as not converged), with its Wilson score interval;
+- `signal_v` of a trial: the EP signal of its weakest layer (median |s(beta_2) - s(beta_1)|
+  over active nodes, `hil.diagnostics`, averaged over its epochs), from which
+  `hil diagnose` predicts the onset; None for trials trained before the diagnostics existed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from hil.sweep import Sweep, SweepConfig, Trial
 
@@ -45,7 +49,7 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     den = 1.0 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
+    return max(0.0, min(p, mid - half)), min(1.0, max(p, mid + half))  # contains p (rounding at k = 0, n)
 
 
 def group_stats(table: list[dict[str, Any]], keys: list[str], converged_acc: float) -> list[dict[str, Any]]:
@@ -168,12 +172,32 @@ def trial_table(sweep: Sweep, store: Any) -> list[dict[str, Any]]:
             "best_test_acc": res.get("best_test_acc"),
             "converged": None if final is None else bool(final >= sweep.config.converged_acc),
             "wall_s": res.get("wall_s"),
+            "signal_v": weakest_signal(res.get("epochs") or []),
             "error": (r or {}).get("error"),
         })
     return rows
 
 
+def weakest_signal(epochs: list[dict[str, Any]]) -> float | None:
+    """The weakest layer's EP signal (V) of one trial: per layer the mean over epochs of its median |ds|."""
+    by_layer: dict[int, list[float]] = {}
+    for e in epochs:
+        for r in e.get("signal") or []:
+            if finite(r.get("signal_median")):
+                by_layer.setdefault(r["layer"], []).append(r["signal_median"])
+    means = [sum(v) / len(v) for v in by_layer.values() if v]
+    return min(means) if means else None
+
+
 _RESOLVED_AXES = {"data.dataset", "crossbar.sigma", "train.n_samples", "train.beta", "train.eta", "eta_eff", "seed"}
+#: the columns `trial_table` always writes; any other column is a further grid axis (`network.hidden`, ...)
+TABLE_COLUMNS = ("trial", "trial_id", "dataset", "sigma", "n_samples", "beta", "eta", "eta_eff", "seed", "status",
+                 "final_test_acc", "best_test_acc", "converged", "wall_s", "signal_v", "error")
+
+
+def extra_axes(table: list[dict[str, Any]]) -> list[str]:
+    """Grid axes of the table beyond the standard columns (`network.hidden`, `train.epochs`, ...), in order."""
+    return list(dict.fromkeys(k for r in table for k in r if k not in TABLE_COLUMNS))
 
 
 def table_for(cfg: SweepConfig, sweep_id: str, trials: list[Trial], store: Any) -> list[dict[str, Any]]:
@@ -182,7 +206,8 @@ def table_for(cfg: SweepConfig, sweep_id: str, trials: list[Trial], store: Any) 
 
 
 _CSV_TYPES = {"trial": int, "n_samples": int, "seed": int, "sigma": float, "beta": float, "eta": float,
-              "eta_eff": float, "final_test_acc": float, "best_test_acc": float, "wall_s": float}
+              "eta_eff": float, "final_test_acc": float, "best_test_acc": float, "wall_s": float,
+              "signal_v": float}
 
 
 def read_trial_table(path: Path) -> list[dict[str, Any]]:
@@ -198,6 +223,9 @@ def read_trial_table(path: Path) -> list[dict[str, Any]]:
                     row[key] = kind(float(row[key])) if row[key] not in ("", None) else None
             row["converged"] = {"True": True, "False": False}.get(row.get("converged", ""))
             row["error"] = None if row.get("error") in ("", "[]", None) else row["error"]
+            for key in row:
+                if key not in TABLE_COLUMNS and row[key] not in ("", None):
+                    row[key] = yaml.safe_load(row[key])  # a further grid axis: [256] -> [256], 4 -> 4
             rows.append(row)
     return rows
 

@@ -21,15 +21,18 @@ plot_app = typer.Typer(help="Figures: the paper's Figs. 3-5 from a sweep, or a r
 
 
 def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None, title: str = "",
-                trials_csv: Path | None = None,
-                predicted: dict[str, float] | None = None) -> tuple[dict[str, Any], list[Path]]:
+                trials_csv: Path | None = None, predicted: dict[str, float] | None = None,
+                target: float | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Analyse a sweep with its protocol and write `<figure>.png/.pdf/.csv`, trials CSV and analysis JSON.
 
     With `trials_csv` the trial table comes from that file (a `<figure>-trials.csv` written
     before) and `sweep` names the sweep file whose analysis settings apply.  `predicted`
-    (dataset -> sigma) marks onsets predicted by `hil diagnose` on Fig. 3.
+    (curve -> sigma) marks onsets predicted by `hil diagnose` on Fig. 3 (without it, the
+    onsets diagnosed from each curve's lowest-sigma trials are marked); a Fig. 3 of a sweep
+    with further axes also gets `fig3-onsets.png`, the measured and predicted onset per
+    curve.  `target` replaces the sweep file's `target_acc` (Fig. 4).
     """
-    from hil.analysis.sweep_plots import FIGURES
+    from hil.analysis.sweep_plots import FIGURES, onsets
     from hil.analysis.sweep_stats import read_trial_table, table_for, write_csv
     from hil.sweep import load_sweep, open_sweep, protocol_module
 
@@ -47,6 +50,10 @@ def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None, 
         table = table_for(cfg, sweep_id, trials, store)
     if not any(r["status"] == "completed" for r in table):
         raise UserError(f"sweep {sweep_id} has no finished trial yet (run: hil sweep ...)")
+    if target is not None:
+        if not 0.0 < target < 1.0:
+            raise UserError(f"--target {target}: expected an accuracy between 0 and 1, e.g. 0.9")
+        cfg = cfg.model_copy(update={"target_acc": target})
     analysis = protocol_module(protocol).analyze(table, cfg)
     if predicted:
         analysis["predicted_onset"] = predicted
@@ -54,6 +61,8 @@ def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None, 
     stem = out / figure
     paths = draw(analysis, stem, title or f"{cfg.name} ({sum(r['status'] == 'completed' for r in table)}"
                                           f"/{len(table)} trials)")
+    if figure == "fig3" and analysis.get("axes"):
+        paths += onsets(analysis, out / "fig3-onsets", f"{cfg.name}: σ_onset per curve")
     write_csv(analysis["summary"], stem.with_suffix(".csv"))
     write_csv([{k: v for k, v in r.items() if k != "error"} | {"error": (r["error"] or "").splitlines()[-1:]}
                for r in table], out / f"{figure}-trials.csv")
@@ -72,6 +81,8 @@ def _command(figure: str):
         = None,
         predicted: Annotated[list[str] | None, typer.Option(
             help="fig3: mark a predicted onset, DATASET=SIGMA (from hil diagnose); repeat per dataset")] = None,
+        target: Annotated[float | None, typer.Option(
+            help="fig4: sigma_max(N) at this mean accuracy instead of the sweep file's target_acc")] = None,
     ) -> None:
         marks = {}
         for item in predicted or []:
@@ -83,7 +94,7 @@ def _command(figure: str):
             if not sep:
                 raise UserError(f"--predicted {item!r}: expected DATASET=SIGMA, e.g. mnist=3e-4")
         with Store(workspace) as store:
-            analysis, paths = make_figure(figure, sweep, store, out, title, trials, marks)
+            analysis, paths = make_figure(figure, sweep, store, out, title, trials, marks, target)
         _print_findings(figure, analysis)
         for p in paths:
             console.print(f"wrote {p}", highlight=False)
@@ -102,6 +113,12 @@ def _print_findings(figure: str, a: dict[str, Any]) -> None:
             console.print(f"{ds}: plateau {v['plateau_acc']:.3f}; sigma_onset {_ci(v, 'sigma_onset', 'onset_how')}; "
                           f"sigma_collapse {_ci(v, 'sigma_collapse', 'collapse_how')}; shoulder "
                           + ("-" if v["shoulder_acc"] is None else f"{v['shoulder_acc']:.3f}"), highlight=False)
+            d = (a.get("diagnosed_onset") or {}).get(ds)
+            if d:
+                ci = d["ci"]
+                band = f" [{ci['lo']:.3g}, {ci['hi']:.3g}]" if ci.get("lo") is not None else ""
+                console.print(f"  predicted from the EP signal at sigma {d['from_sigma']:g} ({d['signal_v']:.3g} V, "
+                              f"SNR_crit {d['snr_crit']:g}): {d['sigma_onset']:.3g} V{band}", highlight=False)
         for k, r in a["ratios"].items():
             ci = r["ci"]
             band = f" [{ci['lo']:.3g}, {ci['hi']:.3g}]" if ci["lo"] is not None else ""
@@ -114,8 +131,10 @@ def _print_findings(figure: str, a: dict[str, Any]) -> None:
         if f["slope"] is not None:
             se = f"{f['stderr']:.3f}" if f["stderr"] is not None else "n/a"
             bs = f"{f['bootstrap_std']:.3f}" if f["bootstrap_std"] is not None else "n/a"
-            console.print(f"log-log slope {f['slope']:.3f} ± {se} (fit s.e.), ± {bs} (bootstrap over seeds); "
-                          "theory 0.5", highlight=False)
+            band = (f", 95 % [{f['bootstrap_lo']:.3f}, {f['bootstrap_hi']:.3f}]"
+                    if f.get("bootstrap_lo") is not None else "")
+            console.print(f"log-log slope {f['slope']:.3f} ± {se} (fit s.e.), ± {bs} (bootstrap over seeds{band}, "
+                          f"{f['bootstrap_n']} replicates with a slope); theory 0.5", highlight=False)
     elif figure == "fig5":
         for r in a["summary"]:
             console.print(f"sigma {r['sigma']:g} beta {r['beta']:g} eta_eff {r['eta_eff']:g}: "

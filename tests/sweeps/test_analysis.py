@@ -132,3 +132,71 @@ def test_fig3_re_analyses_its_own_trials_csv(tmp_path):
     assert [r["mean_acc"] for r in again["summary"]] == pytest.approx([r["mean_acc"] for r in first["summary"]],
                                                                       rel=1e-5)
     assert again["predicted_onset"] == {"mnist": 1e-3} and (tmp_path / "b" / "fig3.png") in paths
+
+
+def test_analysis_repeats_the_diagnostics_snr_crit():
+    from hil.diagnostics import DEFAULT_SNR_CRIT
+
+    assert noise_sweep.SNR_CRIT == DEFAULT_SNR_CRIT
+
+
+def test_clt_slope_has_a_bootstrap_interval():
+    cfg = SweepConfig(name="c", protocol="clt_sweep", base="quickstart", grid={"seed": [0]}, target_acc=0.8)
+    rng = np.random.default_rng(1)
+    table, i = [], 0
+    for n in (1, 4, 16, 64):
+        for s in np.logspace(-4, -1, 10):
+            for seed in range(3):
+                eff = s / math.sqrt(n)
+                table.append(_row(i, 0.1 + 0.8 / (1 + (eff / 1e-3) ** 2) + 0.01 * rng.standard_normal(),
+                                  n_samples=n, sigma=float(s), seed=seed))
+                i += 1
+    fit = clt_sweep.analyze(table, cfg, n_boot=60)["fit"]
+    assert fit["bootstrap_lo"] <= fit["slope"] <= fit["bootstrap_hi"]
+    assert fit["bootstrap_hi"] - fit["bootstrap_lo"] < 0.2 and abs(fit["slope"] - 0.5) < 0.05
+
+
+def _scaling_sweep(tmp_path: Path) -> Path:
+    """tiny.yaml with a width axis: one curve per width."""
+    text = (Path(__file__).parent / "tiny.yaml").read_text()
+    text = text.replace("  - network.hidden=[128]\n", "").replace(
+        "grid:\n", "grid:\n  network.hidden: [[16], [32]]\n").replace("[1.0e-4, 1.0]", "[1.0e-5, 1.0e-3, 1.0e-1]")
+    path = tmp_path / "scaling.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_further_axes_give_one_curve_each_with_its_predicted_onset(tmp_path):
+    """Width 16: flat to 1e-3, then chance; width 32: already down at 1e-3.  Signals 7.3e-5 and 1.46e-4 V
+    (plus a +-1 % seed spread) predict onsets of 1e-4 and 2e-4 V at SNR_crit 0.73."""
+    path = _scaling_sweep(tmp_path)
+    acc = {(16, 1e-5): 0.9, (16, 1e-3): 0.88, (16, 1e-1): 0.1, (32, 1e-5): 0.9, (32, 1e-3): 0.5, (32, 1e-1): 0.1}
+    with Store(tmp_path / "ws") as store:
+        sweep = load_sweep(path)
+        register_sweep(sweep, store)
+        for t in sweep.trials:
+            width, sigma, seed = t.config["network"]["hidden"][0], t.config["crossbar"]["sigma"], t.config["seed"]
+            sig = 7.3e-5 * width / 16 * (1 + 0.01 * (seed - 1))
+            epochs = [{"epoch": 0, "signal": [{"layer": 1, "signal_median": sig}, {"layer": 2, "signal_median": 1e-2}]}]
+            a = acc[(width, sigma)] + 0.01 * seed
+            store.put_trial({"sweep_id": sweep.id, "trial_id": t.id, "idx": t.index, "point": t.point,
+                             "config": t.config, "status": "completed", "wall_s": 1.0, "worker": "w",
+                             "result": {"final_test_acc": a, "best_test_acc": a, "wall_s": 1.0, "epochs": epochs}})
+        first, paths = make_figure("fig3", sweep.id, store, tmp_path / "a")
+        again, _ = make_figure("fig3", str(path), store, tmp_path / "b", trials_csv=tmp_path / "a" / "fig3-trials.csv")
+    assert first["axes"] == ["network.hidden"]
+    assert list(first["stages"]) == ["mnist hidden=[16]", "mnist hidden=[32]"]
+    assert first["stages"]["mnist hidden=[16]"]["onset_how"] == "interpolated"
+    assert 1e-5 < first["stages"]["mnist hidden=[32]"]["sigma_onset"] < 1e-3
+    d = first["diagnosed_onset"]
+    assert d["mnist hidden=[16]"]["sigma_onset"] == pytest.approx(1e-4, rel=1e-6)
+    assert d["mnist hidden=[32]"]["sigma_onset"] == pytest.approx(2e-4, rel=1e-6)
+    # resampling 3 seeds of signal x (0.99, 1.00, 1.01): the mean stays within +-1 %
+    ci = d["mnist hidden=[16]"]["ci"]
+    assert 0.99e-4 * (1 - 1e-9) <= ci["lo"] < 1e-4 < ci["hi"] <= 1.01e-4 * (1 + 1e-9)
+    assert (tmp_path / "a" / "fig3-onsets.png") in paths
+    # re-read from the trials CSV: the same curves, onsets and predictions (6 significant digits)
+    assert list(again["stages"]) == list(first["stages"])
+    assert again["diagnosed_onset"]["mnist hidden=[32]"]["sigma_onset"] == pytest.approx(2e-4, rel=1e-5)
+    for c, st in first["stages"].items():
+        assert again["stages"][c]["sigma_onset"] == pytest.approx(st["sigma_onset"], rel=1e-4)
