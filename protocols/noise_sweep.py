@@ -35,6 +35,12 @@ def _curve(groups: dict[float, list[float]]) -> tuple[list[float], list[float]]:
     return sig, [sum(groups[s]) / len(groups[s]) for s in sig]
 
 
+def curve_axes(table: list[dict[str, Any]]) -> list[str]:
+    """What tells a table's curves apart beyond the dataset: its further grid axes, and N if it varies."""
+    varies = len({r["n_samples"] for r in table}) > 1
+    return extra_axes(table) + (["n_samples"] if varies else [])
+
+
 def curve_label(row: dict[str, Any], axes: list[str]) -> str:
     """One curve per dataset and combination of the further axes: `mnist`, `mnist hidden=[256] epochs=3`."""
     parts = [row["dataset"], *(f"{a.rsplit('.', 1)[-1]}={_text(row.get(a))}" for a in axes)]
@@ -52,7 +58,7 @@ def predicted_onsets(table: list[dict[str, Any]], snr_crit: float = SNR_CRIT, n_
     sigma_onset = mean signal_v / snr_crit (N = 1), with a 95 % bootstrap interval over those
     trials (seeds); curves whose trials carry no signal are left out.
     """
-    axes = extra_axes(table)
+    axes = curve_axes(table)
     lowest: dict[str, float] = {}
     done = [r for r in table if r["status"] == "completed"]
     for r in done:
@@ -77,7 +83,7 @@ def analyze(table: list[dict[str, Any]], cfg: SweepConfig, n_boot: int = 1000, s
     a scaling study), one dataset and combination of their values (`curve_label`).  Beside
     each measured onset, the onset predicted from its lowest-sigma trials' EP signal.
     """
-    axes = extra_axes(table)
+    axes = curve_axes(table)
     diagnosed = predicted_onsets(table, n_boot=n_boot, seed=seed)
     table = [{**r, "curve": curve_label(r, axes)} for r in table]
     summary = group_stats(table, ["curve", "sigma"], cfg.converged_acc)
