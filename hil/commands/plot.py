@@ -62,7 +62,7 @@ def make_figure(figure: str, sweep: str, store: Store, out: Path | None = None, 
     paths = draw(analysis, stem, title or f"{cfg.name} ({sum(r['status'] == 'completed' for r in table)}"
                                           f"/{len(table)} trials)")
     if figure == "fig3" and analysis.get("axes"):
-        paths += onsets(analysis, out / "fig3-onsets", f"{cfg.name}: σ_onset per curve")
+        paths += onsets(analysis, out / "fig3-onsets", f"{title or cfg.name}: σ_onset per curve")
     write_csv(analysis["summary"], stem.with_suffix(".csv"))
     write_csv([{k: v for k, v in r.items() if k != "error"} | {"error": (r["error"] or "").splitlines()[-1:]}
                for r in table], out / f"{figure}-trials.csv")
