@@ -10,8 +10,10 @@ that ran without a neighbour's process in the cache.  A step's cost is given in 
 and as `hil bench`'s roofline fraction, 3 x matmul / step.
 
     OMP_NUM_THREADS=1 python benchmarks/step_ab.py REV [--batch 4] [--rounds 200] [--layers 1568,1024,10]
+    OMP_NUM_THREADS=1 python benchmarks/step_ab.py --g1-passes [--batch 4]
 
 `--layers 16,1024,10` shrinks G1 to a few cells: what is left is the step's small operations.
+`--g1-passes` times instead, the same way, each pass over G1 that a step makes, in matmul times.
 """
 
 from __future__ import annotations
@@ -68,14 +70,43 @@ def trainer(twin_mod, ep_mod, layers: tuple[int, ...], batch: int):
     return once, ctl
 
 
+def g1_passes(batch: int, rounds: int) -> None:
+    """CPU time of each full pass over a 1568 x 1024 G1 in one EP step, in batch-`batch` matmul times."""
+    g = torch.rand(1568, 1024)
+    x = torch.randn(batch, 1568)
+    out = torch.empty(batch, 1024)
+    left, right = torch.randn(batch + 1, 1568), torch.randn(batch + 1, 1024) * 1e-6
+    ops = {
+        "x @ G1 (matmul)": lambda: torch.mm(x, g, out=out),
+        f"G1 update, addmm_ of rank {batch + 1}": lambda: g.addmm_(left.T, right, alpha=1e-3),
+        "clip, clamp_(min=0)": lambda: g.clamp_(min=0.0),
+        "range check, min()": lambda: bool(g.min() < 0),
+        "column sums, sum(0)": lambda: g.sum(dim=0),
+    }
+    samples: dict[str, list[float]] = {k: [] for k in ops}
+    for _ in range(rounds):
+        for k, f in ops.items():
+            t0 = time.process_time()
+            f()
+            samples[k].append(time.process_time() - t0)
+    low = {k: statistics.quantiles(v, n=10)[0] for k, v in samples.items()}
+    m = low["x @ G1 (matmul)"]
+    for k, v in low.items():
+        print(f"{k:34s} {v * 1e3:7.3f} ms  {v / m:5.2f} matmuls")
+    print(f"load {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("rev")
+    ap.add_argument("rev", nargs="?", default="main", help="the older commit (not needed with --g1-passes)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--layers", default="1568,1024,10")
+    ap.add_argument("--g1-passes", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.g1_passes:
+        return g1_passes(args.batch, args.rounds)
     layers = tuple(int(v) for v in args.layers.split(","))
     import hil.ep as new_ep
     import hil.simulators.twin as new_twin
