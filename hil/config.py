@@ -57,8 +57,8 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     """Which images, from where, and how they become input voltages."""
 
-    dataset: Literal["mnist", "fashion-mnist", "kmnist", "iris", "digits", "xor"] = Field(
-        "mnist", description="an IDX image set, or a board-sized task (iris, digits, xor; see hil/tasks.py)"
+    dataset: Literal["mnist", "fashion-mnist", "kmnist", "iris", "digits", "xor", "xor1d"] = Field(
+        "mnist", description="an IDX image set, or a board-sized task (iris, digits, xor, xor1d; see hil/tasks.py)"
     )
     root: str | None = Field(
         None, description="data root holding mnist/, fashion-mnist/, kmnist/; 'embedded' for the packaged subset"
@@ -79,14 +79,14 @@ class DataConfig(Strict):
     @model_validator(mode="after")
     def _task(self) -> DataConfig:
         if self.size is not None:
-            if self.dataset in ("iris", "xor"):
+            if self.dataset in ("iris", "xor", "xor1d"):
                 raise ValueError(f"size: {self.dataset} has no images to pool")
             side = 8 if self.dataset == "digits" else 28
             if self.size > side:
                 raise ValueError(f"size: {self.size} exceeds the {side} x {side} images of {self.dataset}")
         if self.target_off_v >= self.target_v:
             raise ValueError(f"target_off_v ({self.target_off_v:g}) must lie below target_v ({self.target_v:g})")
-        if self.readout == "binary" and self.dataset != "xor":
+        if self.readout == "binary" and self.dataset not in ("xor", "xor1d"):
             raise ValueError(f"readout: binary needs two classes; {self.dataset} has more")
         return self
 

@@ -1,4 +1,4 @@
-"""Board-sized tasks: Iris, scikit-learn's 8x8 digits, XOR, and MNIST downsampled to k x k.
+"""Board-sized tasks: Iris, scikit-learn's 8x8 digits, XOR (two features or one), and MNIST downsampled to k x k.
 
 A physical board has a handful of nodes, so these tasks have few features.  Every
 task gives features in [0, 1] as float32 `(n, features)` (the same `Split` as the
@@ -14,6 +14,10 @@ board will be trained: the tasks are generic over any `Crossbar`.
   same split; `data.size: k` average-pools them to k x k.
 - `xor`: the four corners of the unit square with Gaussian jitter (std `XOR_JITTER`),
   label = x1 XOR x2; `XOR_TRAIN` / `XOR_TEST` points drawn from `data.split_seed`.
+- `xor1d`: the same two bits on ONE feature, for a board with a single input pair (the
+  memristive 2-2-1): x = (2 x1 + x2) / 3, the levels 0, 1/3, 2/3, 1 with jitter
+  `XOR1D_JITTER`; label = x1 XOR x2, i.e. 1 on the two middle levels.  No straight line
+  (one threshold) separates it: the network needs its diodes, one per hidden node.
 - `mnist`, `fashion-mnist`, `kmnist` with `data.size: k`: 28 x 28 images average-pooled
   to k x k (from a data root or the embedded MNIST subset).
 
@@ -32,8 +36,9 @@ from hil.datasets import DATASETS, Split
 from hil.errors import DataError
 
 XOR_TRAIN, XOR_TEST, XOR_JITTER = 200, 100, 0.1
+XOR1D_JITTER = 0.04  # levels 1/3 apart: a point crosses halfway to the next level (4.2 sigma) w.p. 3e-5
 SKLEARN_TASKS = ("iris", "digits")
-BOARD_TASKS = ("iris", "digits", "xor")
+BOARD_TASKS = ("iris", "digits", "xor", "xor1d")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ def task_info(dataset: str, size: int | None) -> TaskInfo:
         return TaskInfo(4, 3)
     if dataset == "xor":
         return TaskInfo(2, 2)
+    if dataset == "xor1d":
+        return TaskInfo(1, 2)
     if dataset == "digits":
         return TaskInfo((size or 8) ** 2, 10)
     return TaskInfo((size or 28) ** 2, 10)
@@ -105,12 +112,17 @@ def digits(test_fraction: float, seed: int, size: int | None) -> tuple[Split, Sp
     return _splits(xtr, ytr, xte, yte)
 
 
-def xor(seed: int) -> tuple[Split, Split]:
+def xor(seed: int, one_feature: bool = False) -> tuple[Split, Split]:
+    """XOR points: two jittered bits, or (`one_feature`) the same bits coded as one of four levels."""
     rng = np.random.default_rng(seed)
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
         corners = rng.integers(0, 2, size=(n, 2))
-        x = np.clip(corners + rng.normal(0.0, XOR_JITTER, size=(n, 2)), 0.0, 1.0)
+        if one_feature:
+            level = (2 * corners[:, :1] + corners[:, 1:]) / 3.0
+            x = np.clip(level + rng.normal(0.0, XOR1D_JITTER, size=(n, 1)), 0.0, 1.0)
+        else:
+            x = np.clip(corners + rng.normal(0.0, XOR_JITTER, size=(n, 2)), 0.0, 1.0)
         return x, corners[:, 0] ^ corners[:, 1]
 
     (xtr, ytr), (xte, yte) = draw(XOR_TRAIN), draw(XOR_TEST)
@@ -133,6 +145,6 @@ def load_task(dataset: str, *, test_fraction: float, seed: int, size: int | None
         return iris(test_fraction, seed)
     if dataset == "digits":
         return digits(test_fraction, seed, size)
-    if dataset == "xor":
-        return xor(seed)
+    if dataset in ("xor", "xor1d"):
+        return xor(seed, one_feature=dataset == "xor1d")
     raise DataError(f"unknown board task {dataset!r}; expected one of {', '.join(BOARD_TASKS + DATASETS)}")

@@ -12,7 +12,7 @@ from hil.datasets import to_voltages
 from hil.errors import ConfigError, DataError
 from hil.protocols.train import prepare_data, topology_for
 from hil.readout import Readout
-from hil.tasks import XOR_TEST, XOR_TRAIN, load_task, pool
+from hil.tasks import XOR1D_JITTER, XOR_TEST, XOR_TRAIN, load_task, pool
 
 
 def cfg(**data) -> RunConfig:
@@ -45,6 +45,17 @@ def test_xor_labels_are_the_xor_of_the_nearest_corner():
     corner = (train.images > 0.5).long()
     # jitter std 0.1: a point crosses the 0.5 line with probability < 3e-7, so this holds for every point
     assert torch.equal(train.labels, corner[:, 0] ^ corner[:, 1])
+
+
+def test_xor1d_codes_the_two_bits_as_four_levels_on_one_feature():
+    train, test = load_task("xor1d", test_fraction=0.3, seed=0, size=None)
+    assert train.images.shape == (XOR_TRAIN, 1) and test.images.shape == (XOR_TEST, 1)
+    level = torch.round(train.images[:, 0] * 3).long()  # nearest of 0, 1/3, 2/3, 1: the bits 2 x1 + x2
+    # jitter 0.04 against a half-spacing of 1/6 (4.2 sigma): P(any of 200 points rounds wrong) < 200 * 3e-5
+    assert XOR1D_JITTER < (1 / 6) / 4
+    assert torch.equal(train.labels, ((level >> 1) ^ (level & 1)))
+    assert set(level.tolist()) == {0, 1, 2, 3}
+    assert topology_for(cfg(dataset="xor1d", readout="binary"), 1).layers == (2, 4, 1)
 
 
 def test_mnist_downsampled_from_the_embedded_subset_and_tiled():
@@ -98,7 +109,9 @@ def test_missing_scikit_learn_is_one_clear_line(monkeypatch):
 
 @pytest.mark.parametrize(
     ("config", "station"),
-    [("xor-8-4-1", "board_daq970a_2450.yaml"), ("iris-8-4-3", "board_daq970a-8-4-3.yaml")],
+    [("xor-8-4-1", "board_daq970a_2450.yaml"), ("iris-8-4-3", "board_daq970a-8-4-3.yaml"),
+     ("xor1d-2-2-1", "memristive_2600_707b.yaml"), ("digits-32-16-10", "board_daq970a-32-16-10.yaml"),
+     ("mnist4-32-16-10", "board_daq970a-32-16-10.yaml")],
 )
 def test_each_board_config_fits_its_station(config, station):
     """The network a shipped config builds is the one its station is wired for (inputs, layers, nudges)."""
