@@ -127,6 +127,31 @@ def test_each_board_config_fits_its_station(config, station):
     assert data.inputs(data.train.images).abs().max() <= load_station_vmax(STATIONS / station)
 
 
+@pytest.mark.parametrize(
+    ("config", "station"), [("iris-8-4-3", "board_daq970a-8-4-3.yaml"), ("xor1d-2-2-1", "memristive_2600_707b.yaml")]
+)
+def test_config_beta_and_g_max_are_ones_the_board_accepts(config, station):
+    """What the board checks at its first read, checked here: beta is a conductance the nudge can be (the
+    fixed resistor, or inside the device range), and a cell at g_max with the config's largest input on
+    one side and the opposite-signed one on the other (2 x input_gain volts) stays under cell_power_max_w."""
+    from hilep_board_helpers import STATIONS
+
+    from hil.config import load_config
+    from hil.station import FixedConductance, load_station
+
+    cfg, _ = load_config(config)
+    st = load_station(STATIONS / station)
+    g_unit, lim = st.scales.g_unit_s, st.limits
+    beta_s = cfg.train.beta * g_unit
+    cond = st.nudge.conductance
+    if isinstance(cond, FixedConductance):
+        assert beta_s == pytest.approx(cond.beta_s, rel=1e-6)
+    else:
+        assert lim.g_min_s <= beta_s <= lim.g_max_s
+    assert lim.g_min_s <= cfg.network.g_min * g_unit and cfg.network.g_max * g_unit <= lim.g_max_s
+    assert cfg.network.g_max * g_unit * (2 * cfg.data.input_gain) ** 2 < lim.cell_power_max_w
+
+
 def load_station_vmax(path) -> float:
     from hil.station import load_station
 
