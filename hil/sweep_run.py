@@ -62,7 +62,8 @@ def trial_data(cfg: RunConfig, data_dir: str | None):
     from hil.protocols.train import prepare_data
 
     d = cfg.data
-    key = (d.dataset, d.root or data_dir or os.environ.get("HIL_DATA_DIR"), d.train_subset, d.test_subset, d.input_gain)
+    # every data key decides the images (size, tile, split, readout...): the cache keys on all of them
+    key = (d.model_dump_json(), d.root or data_dir or os.environ.get("HIL_DATA_DIR"))
     data = _DATA_CACHE.get(key)
     if data is None:
         if len(_DATA_CACHE) > 4:

@@ -116,3 +116,14 @@ def test_log_crossing():
 def test_sweep_config_rejects_empty_axis():
     with pytest.raises(ValueError):
         SweepConfig(name="x", protocol="noise_sweep", base="quickstart", grid={"crossbar.sigma": []})
+
+
+def test_a_worker_caches_data_per_data_config_not_per_dataset():
+    """A sweep over data.size (or tile, split, readout) must give each trial its own images."""
+    from hil.config import RunConfig, load_config, validate_section
+    from hil.sweep_run import trial_data
+
+    _, raw = load_config("digits-32-16-10")
+    cfgs = [validate_section(RunConfig, apply_overrides(raw, [f"data.size={k}"], "test"), "test") for k in (4, 2)]
+    shapes = [trial_data(cfg, None).train.images.shape[1] for cfg in cfgs]
+    assert shapes[0] != shapes[1]
