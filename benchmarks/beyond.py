@@ -106,12 +106,12 @@ def depth(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
     return trials
 
 
-def update_noise(out: Path, data_dir: str, batches: int = 12) -> None:
-    """The EP gradient's noise per type and N, without training: rms(grad_noisy - grad_ideal) per block.
+def _gradient_errors(data_dir: str, kinds: tuple[str, ...], ns: tuple[int, ...], batches: int):
+    """Per (kind, N): the noisy and the exact EP gradient of each of `batches` consecutive batches of 4.
 
-    On the initial 1568-256-10 network of seed 0 and the first `batches` MNIST batches of 4, each
-    type at the same single-read std as the training runs; the ideal twin gives the exact gradient.
-    This measures what the update sees, rows sharing the slow noise included.
+    On the initial 1568-256-10 network of seed 0 and the first MNIST batches, each type at the
+    same single-read std as the training runs; the ideal twin gives the exact gradient. The free
+    phase is read as in training (it advances the noise's clock), so rows share the slow noise.
     """
     _, raw = load_config("drn-1h-mnist")
     cfg = validate_section(RunConfig, apply_overrides(raw, SMALL, "beyond"), "beyond")
@@ -120,29 +120,38 @@ def update_noise(out: Path, data_dir: str, batches: int = 12) -> None:
     g = initial_conductances(topo, [1.0, 1.0], torch.Generator().manual_seed(0))
     ideal = TwinCrossbar(topo, TwinConfig(ideal=True), seed=0)
     ideal.program(g)
-    rows = []
-    for kind in ("white", "pink", "telegraph", "offset"):
-        for n in (1, 2, 4, 8, 16, 32, 64):
+    for kind in kinds:
+        for n in ns:
             spec = {"read_path": "explicit", **({"sigma": SIGMA_TYPES} if kind == "white" else
                     {"read_noise": [at_single_read_std(kind, SIGMA_TYPES).model_dump(mode="json")]})}
             xbar = TwinCrossbar(topo, TwinConfig.model_validate(spec), seed=1)
             xbar.program(g)
-            err2: dict[str, float] = defaultdict(float)
-            ref2: dict[str, float] = defaultdict(float)
+            pairs = []
             for b in range(batches):
                 x = data.inputs(data.train.images[4 * b : 4 * b + 4])
                 t = one_hot(data.train.labels[4 * b : 4 * b + 4], 10)
-                xbar.measure(x, n_samples=n)  # the free phase, as in training: it advances the clock
+                xbar.measure(x, n_samples=n)
                 lo, hi = (xbar.measure(x, nudge=Nudge(beta, t), n_samples=n) for beta in (-1.0, 1.0))
                 ilo, ihi = (ideal.measure(x, nudge=Nudge(beta, t)) for beta in (-1.0, 1.0))
-                noisy = ep_gradient(x, lo.voltages, hi.voltages, 2.0, topo)
-                exact = ep_gradient(x, ilo.voltages, ihi.voltages, 2.0, topo)
-                for k in noisy:
-                    err2[k] += float(((noisy[k] - exact[k]) ** 2).mean())
-                    ref2[k] += float((exact[k] ** 2).mean())
-            rows.append({"kind": kind, "n": n, **{f"rms_err_{k}": math.sqrt(v / batches) for k, v in err2.items()},
-                         **{f"rms_grad_{k}": math.sqrt(v / batches) for k, v in ref2.items()}})
-            print(kind, n, {k: f"{math.sqrt(v / batches):.3g}" for k, v in err2.items()}, flush=True)
+                pairs.append((ep_gradient(x, lo.voltages, hi.voltages, 2.0, topo),
+                              ep_gradient(x, ilo.voltages, ihi.voltages, 2.0, topo)))
+            yield kind, n, pairs
+
+
+def update_noise(out: Path, data_dir: str, batches: int = 12) -> None:
+    """The EP gradient's noise per type and N, without training: rms(grad_noisy - grad_ideal) per block."""
+    rows = []
+    for kind, n, pairs in _gradient_errors(data_dir, ("white", "pink", "telegraph", "offset"),
+                                           (1, 2, 4, 8, 16, 32, 64), batches):
+        err2: dict[str, float] = defaultdict(float)
+        ref2: dict[str, float] = defaultdict(float)
+        for noisy, exact in pairs:
+            for k in noisy:
+                err2[k] += float(((noisy[k] - exact[k]) ** 2).mean())
+                ref2[k] += float((exact[k] ** 2).mean())
+        rows.append({"kind": kind, "n": n, **{f"rms_err_{k}": math.sqrt(v / batches) for k, v in err2.items()},
+                     **{f"rms_grad_{k}": math.sqrt(v / batches) for k, v in ref2.items()}})
+        print(kind, n, {k: f"{math.sqrt(v / batches):.3g}" for k, v in err2.items()}, flush=True)
     (out / "update-noise.json").write_text(json.dumps({"sigma_v": SIGMA_TYPES, "batches": batches, "rows": rows},
                                                       indent=1))
 
@@ -156,38 +165,19 @@ def update_memory(out: Path, data_dir: str, batches: int = 48) -> None:
     K updates add up coherently, R(K) > 1: after K steps the parameters carry sqrt(R(K)) times
     the noise that the one-step level predicts.
     """
-    _, raw = load_config("drn-1h-mnist")
-    cfg = validate_section(RunConfig, apply_overrides(raw, SMALL, "beyond"), "beyond")
-    data = prepare_data(cfg, data_dir)
-    topo = topology_for(cfg, data.train.images.shape[1])
-    g = initial_conductances(topo, [1.0, 1.0], torch.Generator().manual_seed(0))
-    ideal = TwinCrossbar(topo, TwinConfig(ideal=True), seed=0)
-    ideal.program(g)
     rows = []
-    for kind in ("white", "pink", "telegraph"):
-        for n in (1, 64):
-            spec = {"read_path": "explicit", **({"sigma": SIGMA_TYPES} if kind == "white" else
-                    {"read_noise": [at_single_read_std(kind, SIGMA_TYPES).model_dump(mode="json")]})}
-            xbar = TwinCrossbar(topo, TwinConfig.model_validate(spec), seed=1)
-            xbar.program(g)
-            total: dict[str, torch.Tensor] = {}
-            sq: dict[str, float] = defaultdict(float)
-            ratio: dict[str, list[float]] = defaultdict(list)
-            for b in range(batches):
-                x = data.inputs(data.train.images[4 * b : 4 * b + 4])
-                t = one_hot(data.train.labels[4 * b : 4 * b + 4], 10)
-                xbar.measure(x, n_samples=n)  # the free phase, as in training: it advances the clock
-                lo, hi = (xbar.measure(x, nudge=Nudge(beta, t), n_samples=n) for beta in (-1.0, 1.0))
-                ilo, ihi = (ideal.measure(x, nudge=Nudge(beta, t)) for beta in (-1.0, 1.0))
-                noisy = ep_gradient(x, lo.voltages, hi.voltages, 2.0, topo)
-                exact = ep_gradient(x, ilo.voltages, ihi.voltages, 2.0, topo)
-                for k in noisy:
-                    e = (noisy[k] - exact[k]).double()
-                    total[k] = total[k] + e if k in total else e
-                    sq[k] += float((e**2).sum())
-                    ratio[k].append(float((total[k] ** 2).sum()) / sq[k])
-            rows.append({"kind": kind, "n": n, "R": dict(ratio)})
-            print(kind, n, {k: f"R({batches})={v[-1]:.2f}" for k, v in ratio.items()}, flush=True)
+    for kind, n, pairs in _gradient_errors(data_dir, ("white", "pink", "telegraph"), (1, 64), batches):
+        total: dict[str, torch.Tensor] = {}
+        sq: dict[str, float] = defaultdict(float)
+        ratio: dict[str, list[float]] = defaultdict(list)
+        for noisy, exact in pairs:
+            for k in noisy:
+                e = (noisy[k] - exact[k]).double()
+                total[k] = total[k] + e if k in total else e
+                sq[k] += float((e**2).sum())
+                ratio[k].append(float((total[k] ** 2).sum()) / sq[k])
+        rows.append({"kind": kind, "n": n, "R": dict(ratio)})
+        print(kind, n, {k: f"R({batches})={v[-1]:.2f}" for k, v in ratio.items()}, flush=True)
     (out / "update-memory.json").write_text(json.dumps({"sigma_v": SIGMA_TYPES, "batches": batches, "rows": rows}))
 
 
