@@ -114,9 +114,17 @@ class StopWatcher:
                     return
 
     def __enter__(self) -> StopWatcher:
+        # a process started in the background by a shell (`hil sweep ... &`) inherits SIGINT
+        # ignored, and then the stop it sends itself would be lost: make it the Ctrl-C it stands for
+        self._ignored = (threading.current_thread() is threading.main_thread()
+                         and signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+        if self._ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join(timeout=5)
+        if self._ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

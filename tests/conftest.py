@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Tests of Ctrl-C expect what a terminal gives; a test run started in the background by a shell
+# inherits SIGINT ignored (and so would every process it starts): give it the terminal's handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SHARED_DATA = REPO.parent / "shared" / "datasets"
 
 

@@ -1,8 +1,10 @@
 """A stop request in the store (what the dashboard's button writes) stops a sweep as Ctrl-C does:
-finished trials stay recorded, the sweep is `interrupted`, and the same command would run only the rest."""
+finished trials stay recorded, the sweep is `interrupted`, and the same command would run only the rest,
+also for a sweep started in the background (SIGINT ignored)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -19,7 +21,9 @@ def test_a_stop_request_stops_a_sweep_and_it_resumes(tmp_path):
     ws = tmp_path / "ws"
     sweep = load_sweep(TINY)
     cmd = [sys.executable, "-m", "hil", "sweep", str(TINY), "--workspace", str(ws), "--workers", "1", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # started as a shell starts `hil sweep ... &`: SIGINT ignored, which the stop must get past
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
     def first_trial():
         assert proc.poll() is None, proc.communicate()
