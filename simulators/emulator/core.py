@@ -12,6 +12,7 @@ Time: every instrument works on one `Clock` (`speed` emulated seconds per real s
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,14 @@ class Emulator:
                 continue
             out[name] = not any(outs.values()) and all(abs(v) < 1e-12 for v in levels.values())
         return out
+
+    def wait_safe(self, timeout_s: float = 5.0) -> dict[str, bool]:
+        """`sources_safe()` once all are safe, or after `timeout_s`.
+
+        A client that writes its shutdown and disconnects is done before the servers have read
+        its last commands from their sockets: the state settles a moment later.
+        """
+        end = time.monotonic() + timeout_s
+        while not all((safe := self.sources_safe()).values()) and time.monotonic() < end:
+            time.sleep(0.02)
+        return safe

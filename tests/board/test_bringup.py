@@ -24,7 +24,7 @@ def test_read_check_shows_every_node_at_0_v_with_the_read_noise(tmp_path, capsys
         capsys.readouterr()
         assert hil("instruments", "check", str(emulated), "--read", "--samples", "32") == 0
         out = capsys.readouterr().out
-        assert all(emu.sources_safe().values())
+        assert all((safe := emu.wait_safe()).values()), safe
     rows = re.findall(r"^\s+(hidden 1 \d|output 0)\s+(daq\.\d+)\s+(\S+)\s+(\S+)$", out, re.M)
     assert [r[1] for r in rows] == ["daq.101", "daq.102", "daq.103", "daq.104", "daq.105"]
     for _, _, mean, std in rows:

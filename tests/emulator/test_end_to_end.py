@@ -10,7 +10,7 @@ runs agree statistically, not bit for bit.
 
 from __future__ import annotations
 
-from hilep_emulator_helpers import RUN, hil, runs, wait_for
+from hilep_emulator_helpers import RUN, hil, runs
 
 
 def test_lab_over_the_emulator_matches_the_twin_within_one_point(emulator, tmp_path, capsys):
@@ -27,4 +27,4 @@ def test_lab_over_the_emulator_matches_the_twin_within_one_point(emulator, tmp_p
     assert [b["batch"] for b in lab["batches"]] == list(range(50))
     # the emulated DAQ was really read, once per sample and phase, and the run left the sources safe
     assert emulator.world.reads >= 400 * 2 + 200
-    assert wait_for(lambda: all(emulator.sources_safe().values()))
+    assert all(emulator.wait_safe().values())

@@ -46,7 +46,7 @@ def test_run_recovers_and_stores_every_batch_once(emulator, tmp_path, instrument
     assert run["status"] == "completed"
     assert_every_batch_once(run)
     assert "reconnecting" in caplog.text
-    assert wait_for(lambda: all(emulator.sources_safe().values()))
+    assert all(emulator.wait_safe().values())
 
 
 STOPPED = [
@@ -76,4 +76,4 @@ def test_run_stops_cleanly_then_resumes(emulator, tmp_path, instrument, kind, ho
     (run,) = runs(tmp_path / "ws")
     assert run["status"] == "completed"
     assert_every_batch_once(run)
-    assert wait_for(lambda: all(emulator.sources_safe().values()))
+    assert all(emulator.wait_safe().values())

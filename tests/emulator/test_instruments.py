@@ -51,7 +51,7 @@ def test_every_driver_over_the_emulator_matches_the_twin(emu):
         # the sources are on at their last levels while the crossbar is open
         assert emu.model("k2600").outputs_on() == {"a": True, "b": True}
         assert emu.model("k2400").levels()[""] == pytest.approx(0.1)
-    assert wait_for(lambda: all(emu.sources_safe().values())), emu.sources_safe()
+    assert all((safe := emu.wait_safe()).values()), safe
     assert {n: list(m.errors) for n, m in emu.models.items() if m.errors} == {}
 
 
@@ -166,7 +166,7 @@ def test_pulse_programming_of_the_memristive_station_over_the_emulator():
                 torch.testing.assert_close(held[name], report.achieved[name], rtol=1e-5, atol=1e-6)
             m = xbar.measure(torch.tensor([[0.2, -0.2]]), nudge=Nudge(1.0, torch.tensor([[0.1]])), n_samples=2)
             assert m.output.shape == (1, 1)
-        assert wait_for(lambda: all(e.sources_safe().values())) and e.model("mtx").closed == set()
+        assert all(e.wait_safe().values()) and e.model("mtx").closed == set()
         assert {n: list(m.errors) for n, m in e.models.items() if m.errors} == {}
 
 
@@ -181,4 +181,4 @@ def test_smu_compliance_trip_stops_the_request_and_leaves_the_sources_safe(emu, 
             for _ in range(3):
                 xbar.measure(torch.tensor([[0.3, 0.2, -0.2, 0.1], [0.1, -0.1, 0.2, 0.0]]))
         assert fault.fired == 1 and not any(emu.model(name).outputs_on().values())
-    assert wait_for(lambda: all(emu.sources_safe().values())), emu.sources_safe()
+    assert all((safe := emu.wait_safe()).values()), safe
