@@ -17,24 +17,14 @@ import argparse
 import os
 import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from hil.store import completed_trials
+
 TINY = Path(__file__).resolve().parent.parent / "tests" / "sweeps" / "tiny.yaml"
-
-
-def finished(ws: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{ws / 'hil.db'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE status='completed'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def children_cpu() -> float:
@@ -47,11 +37,12 @@ def kill_and_resume(ws: Path, pack: int) -> None:
            "--threads", "1", "--pack", str(pack), "--quiet"]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    while finished(ws) < 2 and proc.poll() is None:
+    while completed_trials(ws / "hil.db") < 2 and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    print(f"pack {pack}: killed after {time.monotonic() - t0:.0f} s wall with {finished(ws)} of 6 trials recorded; "
+    done = completed_trials(ws / "hil.db")
+    print(f"pack {pack}: killed after {time.monotonic() - t0:.0f} s wall with {done} of 6 trials recorded; "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     c0, t1 = children_cpu(), time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)

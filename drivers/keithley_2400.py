@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pymeasure.instruments.validators import strict_range
 
-from hil.drivers.base import SafeInstrument, parse_ascii, ramp_steps, read_binary
+from hil.drivers.base import parse_ascii, read_binary
 from hil.drivers.ratings import Rating
+from hil.drivers.scpi_smu import SingleChannelSMU
 from hil.drivers.timing import InstrumentTiming
 
 log = logging.getLogger(__name__)
@@ -63,18 +63,11 @@ class Keithley2400Timing(InstrumentTiming):
         return 14.0  # "+1.234567E-01," (FORM:ELEM VOLT)
 
 
-class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
+class Keithley2400(SingleChannelSMU, _PymeasureKeithley2400):
     """Keithley 2400: one channel (`""`), as a voltage source or as a voltmeter."""
 
-    line_query = ":SYST:LFR?"
+    source_function = ":SOUR:FUNC VOLT;:SOUR:VOLT:MODE FIXED"
 
-    source_voltage = Instrument.setting(
-        ":SOUR:VOLT %g",
-        """Set the DC voltage level (float, V, strictly within the station's |V| limit).""",
-        validator=strict_range,
-        values=[-1.0, 1.0],
-        dynamic=True,
-    )
     source_voltage_range = Instrument.setting(
         ":SOUR:VOLT:RANG %g",
         """Set the voltage source range (float, V, 0.2..210).""",
@@ -87,19 +80,6 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         validator=strict_range,
         values=[1e-9, 1.05],
         dynamic=True,
-    )
-    output_enabled = Instrument.setting(
-        ":OUTP %s",
-        """Set the output on (True) or off (False).""",
-        validator=strict_discrete_set,
-        values={True: "ON", False: "OFF"},
-        map_values=True,
-    )
-    voltage_nplc = Instrument.setting(
-        ":SENS:VOLT:NPLC %g",
-        """Set the voltage integration time (float, power-line cycles, 0.01..10).""",
-        validator=strict_range,
-        values=[0.01, 10.0],
     )
 
     def __init__(self, adapter, name: str = "Keithley 2400", binary: bool = True, **kwargs) -> None:
@@ -117,18 +97,6 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         self.write(f":FORM:ELEM VOLT;{fmt}")
         self.raise_errors("format")
 
-    def configure_source(self, channels: list[str], v_max: float, compliance_a: float) -> None:
-        """Voltage source at 0 V, range and compliance from the station, output on."""
-        self.source_voltage_values = [-v_max, v_max]
-        self.compliance_current_values = [1e-9, compliance_a]
-        self.write(":SOUR:FUNC VOLT;:SOUR:VOLT:MODE FIXED")
-        self.source_voltage_range = max(0.2, v_max)
-        self.compliance_current = compliance_a
-        self.source_voltage = 0.0
-        self.output_enabled = True
-        self.last_levels[""] = 0.0
-        self.raise_errors("configure_source")
-
     def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
         """Voltmeter: source 0 A with |V| compliance v_max, measure V; autozero as the station says."""
         self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SENS:FUNC "VOLT";:SENS:VOLT:PROT {v_max:g};'
@@ -138,13 +106,6 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
         self.read_range = f"{v_max:g} V compliance"
         self.output_enabled = True
         self.raise_errors("configure_reads")
-
-    def apply_levels(self, levels: dict[str, float]) -> None:
-        for ch, v in levels.items():
-            if ch != "":
-                raise ValueError(f"{self.name} has a single channel, not {ch!r}")
-            self.source_voltage = v
-            self.last_levels[""] = v
 
     def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
         """n readings through the TRAC buffer in chunks of <= 2500; returns `(n, 1)` (V); overloads refused."""
@@ -157,15 +118,3 @@ class Keithley2400(SafeInstrument, _PymeasureKeithley2400):
                 self.write(":TRAC:DATA?")
                 out.append(read_binary(self, "<f4", c) if self.binary else parse_ascii(self.read(), c, self.name))
         return self.refuse_overloads(np.concatenate(out).reshape(n, 1), [""], getattr(self, "read_range", "present"))
-
-    def ramp_down_commands(self, max_step: float) -> Iterator[str]:
-        for v in ramp_steps(self.last_levels.get("", 0.0), 0.0, max_step):
-            yield f":SOUR:VOLT {v:g}"
-
-    def output_off_commands(self) -> list[str]:
-        return [":OUTP OFF"]
-
-    def shutdown(self) -> None:
-        """Ramp to 0 V from the last level written and switch the output off, with writes only."""
-        self.safe_shutdown(max_step=0.1)
-        self.isShutdown = True

@@ -8,16 +8,16 @@ readings (`FORM:DATA SRE`, single-precision little-endian).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2450 as _PymeasureKeithley2450
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pymeasure.instruments.validators import strict_range
 
-from hil.drivers.base import SafeInstrument, parse_ascii, ramp_steps, read_binary
+from hil.drivers.base import parse_ascii, read_binary
 from hil.drivers.ratings import Rating
+from hil.drivers.scpi_smu import SingleChannelSMU
 from hil.drivers.timing import InstrumentTiming
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,11 @@ class Keithley2450Timing(InstrumentTiming):
     overhead_s: float = 1e-4
 
 
-class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
+class Keithley2450(SingleChannelSMU, _PymeasureKeithley2450):
     """Keithley 2450: one channel (`""`), as a voltage source or a voltmeter."""
 
-    line_query = ":SYST:LFR?"
+    min_source_range = 0.02
 
-    source_voltage = Instrument.setting(
-        ":SOUR:VOLT %g",
-        """Set the DC voltage level (float, V, strictly within the station's |V| limit).""",
-        validator=strict_range,
-        values=[-1.0, 1.0],
-        dynamic=True,
-    )
     source_voltage_range = Instrument.setting(
         ":SOUR:VOLT:RANG %g",
         """Set the voltage source range (float, V, 0.02..200).""",
@@ -75,19 +68,6 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         values=[1e-9, 1.05],
         dynamic=True,
     )
-    output_enabled = Instrument.setting(
-        ":OUTP %s",
-        """Set the output on (True) or off (False).""",
-        validator=strict_discrete_set,
-        values={True: "ON", False: "OFF"},
-        map_values=True,
-    )
-    voltage_nplc = Instrument.setting(
-        ":SENS:VOLT:NPLC %g",
-        """Set the voltage integration time (float, power-line cycles, 0.01..10).""",
-        validator=strict_range,
-        values=[0.01, 10.0],
-    )
 
     def __init__(self, adapter, name: str = "Keithley 2450", binary: bool = True, **kwargs) -> None:
         super().__init__(adapter, name, **kwargs)
@@ -100,18 +80,6 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         self.write(":FORM:DATA SRE;:FORM:BORD SWAP" if self.binary else ":FORM:DATA ASC")
         self.raise_errors("format")
 
-    def configure_source(self, channels: list[str], v_max: float, compliance_a: float) -> None:
-        """Voltage source at 0 V, range and current limit from the station, output on."""
-        self.source_voltage_values = [-v_max, v_max]
-        self.compliance_current_values = [1e-9, compliance_a]
-        self.write(":SOUR:FUNC VOLT")
-        self.source_voltage_range = max(0.02, v_max)
-        self.compliance_current = compliance_a
-        self.source_voltage = 0.0
-        self.output_enabled = True
-        self.last_levels[""] = 0.0
-        self.raise_errors("configure_source")
-
     def configure_reads(self, channels: list[str], v_max: float, nplc: float, autozero: bool = True) -> None:
         """Voltmeter: source 0 A with a |V| limit of v_max, measure V; autozero as the station says."""
         self.write(f':SOUR:FUNC CURR;:SOUR:CURR 0;:SOUR:CURR:VLIM {v_max:g};:SENS:FUNC "VOLT";'
@@ -122,13 +90,6 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
         self.output_enabled = True
         self.raise_errors("configure_reads")
 
-    def apply_levels(self, levels: dict[str, float]) -> None:
-        for ch, v in levels.items():
-            if ch != "":
-                raise ValueError(f"{self.name} has a single channel, not {ch!r}")
-            self.source_voltage = v
-            self.last_levels[""] = v
-
     def read_voltages(self, channels: list[str], n: int) -> np.ndarray:
         """n readings into defbuffer1, fetched at once; returns `(n, 1)` (V); overloads refused."""
         strict_range(n, [1, BUFFER_MAX])
@@ -138,15 +99,3 @@ class Keithley2450(SafeInstrument, _PymeasureKeithley2450):
             self.write(f':TRAC:DATA? 1,{n},"defbuffer1",READ')
             values = read_binary(self, "<f4", n) if self.binary else parse_ascii(self.read(), n, self.name)
         return self.refuse_overloads(values.reshape(n, 1), [""], getattr(self, "read_range", "present"))
-
-    def ramp_down_commands(self, max_step: float) -> Iterator[str]:
-        for v in ramp_steps(self.last_levels.get("", 0.0), 0.0, max_step):
-            yield f":SOUR:VOLT {v:g}"
-
-    def output_off_commands(self) -> list[str]:
-        return [":OUTP OFF"]
-
-    def shutdown(self) -> None:
-        """Ramp to 0 V from the last level written and switch the output off, with writes only."""
-        self.safe_shutdown(max_step=0.1)
-        self.isShutdown = True

@@ -356,6 +356,18 @@ class Store:
         return state
 
 
+def completed_trials(db: Path) -> int:
+    """Trials recorded as completed, read-only: for watching a sweep another process writes (0 if unreadable)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE status='completed'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to a temp file, fsync, then `os.replace` it over `path`: `path` is always old or new.
 

@@ -11,7 +11,8 @@ the two runs must predict the same classes up to a point or two near the decisio
 
 from __future__ import annotations
 
-from hilep_board_helpers import CONFIGS, fast_emulator, fast_ramp_station, hil, runs
+from hilep_board_helpers import CONFIGS, fast_emulator, fast_ramp_station
+from hilep_testing import hil, runs
 
 from hil.config import load_config
 

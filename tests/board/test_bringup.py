@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from hilep_board_helpers import fast_emulator, fast_ramp_station, hil
+from hilep_board_helpers import fast_emulator, fast_ramp_station
+from hilep_testing import hil
 
 SIGMA = 1e-3
 

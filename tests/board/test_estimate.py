@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hilep_board_helpers import CONFIGS, STATIONS, hil, runs
+from hilep_board_helpers import CONFIGS, STATIONS
+from hilep_testing import hil, runs
 
 from hil.drivers.plan import StationTimer, read_parts
 from hil.drivers.timing import timing_for

@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from hilep_board_helpers import CONFIGS, STATIONS, hil, runs
+from hilep_board_helpers import CONFIGS, STATIONS
+from hilep_testing import hil, runs
 
 from hil.config import load_config
 from hil.drivers.plan import plan_training

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import socket
 import threading
-import time
 
 import numpy as np
 
@@ -200,12 +199,3 @@ limits: {{v_abs_max: 1.0, compliance_a: 1.0e-4, cell_power_max_w: 1.0e-2, ramp_v
 
 def write_station(path, board: FakeInstrument, daq: FakeInstrument) -> None:
     path.write_text(STATION.format(board=board.address, daq=daq.address))
-
-
-def wait_for(predicate, timeout_s: float = 5.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

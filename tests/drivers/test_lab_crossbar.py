@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hilep_fake_tcp import FakeInstrument, decode_levels, wait_for, write_station
+from hilep_fake_tcp import FakeInstrument, decode_levels, write_station
+from hilep_testing import wait_for
 
 from hil.drivers.lab import LabCrossbar
 from hil.errors import ConfigError, LimitError

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hilep_fake_tcp import FakeInstrument, decode_levels, wait_for, write_station
+from hilep_fake_tcp import FakeInstrument, decode_levels, write_station
+from hilep_testing import wait_for
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

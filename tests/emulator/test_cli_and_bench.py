@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import torch
-from hilep_emulator_helpers import RUN, STATION, wait_for
+from hilep_emulator_helpers import RUN, STATION
+from hilep_testing import wait_for
 
 from hil.drivers.lab import LabCrossbar
 from hil.interface import Topology
@@ -52,7 +53,7 @@ def test_bench_reports_nodelay_and_nagle_in_the_same_run():
 
 
 def test_fault_option_parses_and_bad_faults_are_one_line_errors(tmp_path, capsys):
-    from hilep_emulator_helpers import hil
+    from hilep_testing import hil
 
     from hil.simulators.emulator_cli import parse_fault
 
@@ -71,7 +72,7 @@ def test_hil_emulate_refuses_bad_numbers_in_one_line_and_creates_nothing(tmp_pat
     ended in an OverflowError / OSError traceback."""
     import socket
 
-    from hilep_emulator_helpers import hil
+    from hilep_testing import hil
 
     out = tmp_path / "emulated.yaml"
     taken = socket.socket()

@@ -10,7 +10,8 @@ runs agree statistically, not bit for bit.
 
 from __future__ import annotations
 
-from hilep_emulator_helpers import RUN, hil, runs
+from hilep_emulator_helpers import RUN
+from hilep_testing import hil, runs
 
 
 def test_lab_over_the_emulator_matches_the_twin_within_one_point(emulator, tmp_path, capsys):

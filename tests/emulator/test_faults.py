@@ -5,7 +5,8 @@ exactly once, or stops cleanly (sources at 0 V and off in the emulator's state, 
 from __future__ import annotations
 
 import pytest
-from hilep_emulator_helpers import RUN, hil, runs, wait_for
+from hilep_emulator_helpers import RUN
+from hilep_testing import hil, runs, wait_for
 
 from hil.drivers.base import InstrumentError
 

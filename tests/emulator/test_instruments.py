@@ -8,7 +8,8 @@ import socket
 import numpy as np
 import pytest
 import torch
-from hilep_emulator_helpers import DATA, SPEED, wait_for
+from hilep_emulator_helpers import DATA, SPEED
+from hilep_testing import wait_for
 
 from hil.drivers.lab import LabCrossbar
 from hil.interface import Nudge, Topology

@@ -13,7 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hilep_emulator_helpers import DATA, wait_for
+from hilep_emulator_helpers import DATA
+from hilep_testing import wait_for
 
 from hil.simulators.emulator import Emulator
 from hil.station import load_station

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from hil.analysis.sweep_stats import trial_table
-from hil.store import Store
+from hil.store import Store, completed_trials
 from hil.sweep import load_sweep
 from hil.sweep_cost import estimate
 from hil.sweep_run import local_client, run_sweep, run_trial
@@ -79,17 +78,6 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(client, tmp_path):
         assert (again.ran, again.skipped, again.failed) == (1, 1, 1)
 
 
-def _finished(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE status='completed'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _sweep_cmd(ws: Path) -> list[str]:
     return [sys.executable, "-m", "hil", "sweep", str(TINY), "--workspace", str(ws), "--workers", "1", "--threads", "1",
             "--quiet"]
@@ -102,7 +90,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(reference, tmp_path):
                             start_new_session=True)  # its own process group: client, scheduler, workers
     try:
         deadline = time.monotonic() + 120
-        while _finished(ws / "hil.db") < 2:
+        while completed_trials(ws / "hil.db") < 2:
             assert proc.poll() is None, "the sweep ended before it could be killed"
             assert time.monotonic() < deadline, "no trial finished within 120 s"
             time.sleep(0.05)
@@ -111,7 +99,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(reference, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    done = _finished(ws / "hil.db")
+    done = completed_trials(ws / "hil.db")
     assert 2 <= done < 6, f"killed after {done} of 6 trials"
     out = subprocess.run(_sweep_cmd(ws), capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
