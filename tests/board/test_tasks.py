@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,16 +128,21 @@ def test_each_board_config_fits_its_station(config, station):
     assert data.inputs(data.train.images).abs().max() <= load_station_vmax(STATIONS / station)
 
 
-@pytest.mark.parametrize(
-    ("config", "station"), [("iris-8-4-3", "board_daq970a-8-4-3.yaml"), ("xor1d-2-2-1", "memristive_2600_707b.yaml")]
-)
+BOARD_CONFIGS = [("xor-8-4-1", "board_daq970a_2450.yaml"), ("iris-8-4-3", "board_daq970a-8-4-3.yaml"),
+                 ("xor1d-2-2-1", "memristive_2600_707b.yaml"), ("digits-32-16-10", "board_daq970a-32-16-10.yaml")]
+
+
+@pytest.mark.parametrize(("config", "station"), BOARD_CONFIGS)
 def test_config_beta_and_g_max_are_ones_the_board_accepts(config, station):
     """What the board checks at its first read, checked here: beta is a conductance the nudge can be (the
     fixed resistor, or inside the device range), and a cell at g_max with the config's largest input on
-    one side and the opposite-signed one on the other (2 x input_gain volts) stays under cell_power_max_w."""
+    one side and the opposite-signed one on the other (2 x input_gain volts) stays under cell_power_max_w.
+    EP clips every block to g_max, so this holds for the whole run; the board's own power check
+    (`Guard.check_power`) passes with every cell at g_max and the config's training inputs and targets."""
     from hilep_board_helpers import STATIONS
 
     from hil.config import load_config
+    from hil.drivers.limits import Guard
     from hil.station import FixedConductance, load_station
 
     cfg, _ = load_config(config)
@@ -150,6 +156,13 @@ def test_config_beta_and_g_max_are_ones_the_board_accepts(config, station):
         assert lim.g_min_s <= beta_s <= lim.g_max_s
     assert lim.g_min_s <= cfg.network.g_min * g_unit and cfg.network.g_max * g_unit <= lim.g_max_s
     assert cfg.network.g_max * g_unit * (2 * cfg.data.input_gain) ** 2 < lim.cell_power_max_w
+    data = prepare_data(cfg)
+    topology = topology_for(cfg, data.train.images.shape[1])
+    v_unit = st.scales.v_unit_v or cfg.network.v_unit  # null: the topology's own unit
+    x = data.inputs(data.train.images).double().numpy() * v_unit
+    t = data.readout.target(data.train.labels).double().numpy() * v_unit
+    at_g_max = {name: np.full(shape, cfg.network.g_max * g_unit) for name, shape in topology.blocks.items()}
+    Guard(lim).check_power(at_g_max, x, max(float(np.abs(x).max()), float(np.abs(t).max())))
 
 
 def load_station_vmax(path) -> float:
