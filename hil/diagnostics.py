@@ -38,6 +38,8 @@ ACTIVE_K = 3.0
 #: recipe (3.19e-4 V) over that sweep's measured sigma_onset (4.41e-4 V).  How, and how well it
 #: predicts other settings: docs/results/README.md ("Predicting the onset").
 DEFAULT_SNR_CRIT = 0.73
+#: the batch size of the sweep that set DEFAULT_SNR_CRIT (noise_sweep-small, drn-1h-mnist recipe)
+REF_BATCH = 4
 FIELDS = ("signal_median", "signal_rms", "read_sigma", "noise", "snr", "active_frac")
 
 
@@ -150,6 +152,10 @@ def summary_text(layers: list[dict[str, Any]]) -> str:
     return "EP signal " + ", ".join(parts)
 
 
-def predict_onset(signal_v: float, snr_crit: float, n_samples: int = 1) -> float:
-    """Read noise per sample at which a layer's update SNR falls to `snr_crit`: signal / snr_crit * sqrt(N)."""
-    return signal_v / snr_crit * math.sqrt(n_samples)
+def predict_onset(signal_v: float, snr_crit: float, n_samples: int = 1, batch_size: int = REF_BATCH) -> float:
+    """Read noise per sample at which a layer's update SNR falls to `snr_crit`.
+
+    signal / snr_crit * sqrt(N) * sqrt(B / REF_BATCH): an update averages the noise of N reads
+    of each of B samples, while the signal (the mean gradient) does not shrink with either.
+    """
+    return signal_v / snr_crit * math.sqrt(n_samples * batch_size / REF_BATCH)

@@ -26,8 +26,10 @@ from typing import Any
 from hil.analysis.sweep_stats import bootstrap, extra_axes, finite, group_stats, stages
 from hil.sweep import SweepConfig
 
-#: hil.diagnostics.DEFAULT_SNR_CRIT, repeated so that the analysis imports no torch (a test checks they agree)
+#: hil.diagnostics.DEFAULT_SNR_CRIT and REF_BATCH, repeated so that the analysis imports no torch (a test
+#: checks they agree)
 SNR_CRIT = 0.73
+REF_BATCH = 4
 
 
 def _curve(groups: dict[float, list[float]]) -> tuple[list[float], list[float]]:
@@ -55,8 +57,9 @@ def predicted_onsets(table: list[dict[str, Any]], snr_crit: float = SNR_CRIT, n_
                      seed: int = 0) -> dict[str, dict[str, Any]]:
     """Per curve: the onset `hil diagnose` predicts from the EP signal of its lowest-sigma trials.
 
-    sigma_onset = mean signal_v / snr_crit (N = 1), with a 95 % bootstrap interval over those
-    trials (seeds); curves whose trials carry no signal are left out.
+    sigma_onset = mean signal_v / snr_crit * sqrt(B / REF_BATCH) (N = 1, batch B), with a 95 %
+    bootstrap interval over those trials (seeds); curves whose trials carry no signal are left out.
+    A table without a batch column (a CSV written before it) is taken at REF_BATCH.
     """
     axes = curve_axes(table)
     lowest: dict[str, float] = {}
@@ -66,13 +69,15 @@ def predicted_onsets(table: list[dict[str, Any]], snr_crit: float = SNR_CRIT, n_
         lowest[c] = min(lowest.get(c, math.inf), r["sigma"])
     out = {}
     for c, low in lowest.items():
-        sig = [r["signal_v"] for r in done if curve_label(r, axes) == c and r["sigma"] == low
-               and finite(r.get("signal_v"))]
-        if not sig:
+        rows = [r for r in done if curve_label(r, axes) == c and r["sigma"] == low and finite(r.get("signal_v"))]
+        if not rows:
             continue
-        ci = bootstrap({0: sig}, lambda g: sum(g[0]) / len(g[0]) / snr_crit, n_boot, seed)
-        out[c] = {"sigma_onset": sum(sig) / len(sig) / snr_crit, "ci": ci, "signal_v": sum(sig) / len(sig),
-                  "from_sigma": low, "n": len(sig), "snr_crit": snr_crit}
+        sig = [r["signal_v"] for r in rows]
+        batch = int(rows[0].get("batch_size") or rows[0].get("train.batch_size") or REF_BATCH)
+        scale = math.sqrt(batch / REF_BATCH) / snr_crit
+        ci = bootstrap({0: sig}, lambda g, k=scale: sum(g[0]) / len(g[0]) * k, n_boot, seed)
+        out[c] = {"sigma_onset": sum(sig) / len(sig) * scale, "ci": ci, "signal_v": sum(sig) / len(sig),
+                  "from_sigma": low, "n": len(sig), "snr_crit": snr_crit, "batch_size": batch}
     return out
 
 

@@ -162,6 +162,7 @@ def trial_table(sweep: Sweep, store: Any) -> list[dict[str, Any]]:
             "dataset": cfg["data"]["dataset"],
             "sigma": float(cfg["crossbar"].get("sigma", 0.0)),
             "n_samples": cfg["train"]["n_samples"],
+            "batch_size": cfg["train"]["batch_size"],
             "beta": cfg["train"]["beta"],
             "eta": eta,
             "eta_eff": float(f"{eta / cfg['train']['beta']:.6g}"),
@@ -191,8 +192,8 @@ def weakest_signal(epochs: list[dict[str, Any]]) -> float | None:
 
 _RESOLVED_AXES = {"data.dataset", "crossbar.sigma", "train.n_samples", "train.beta", "train.eta", "eta_eff", "seed"}
 #: the columns `trial_table` always writes; any other column is a further grid axis (`network.hidden`, ...)
-TABLE_COLUMNS = ("trial", "trial_id", "dataset", "sigma", "n_samples", "beta", "eta", "eta_eff", "seed", "status",
-                 "final_test_acc", "best_test_acc", "converged", "wall_s", "signal_v", "error")
+TABLE_COLUMNS = ("trial", "trial_id", "dataset", "sigma", "n_samples", "batch_size", "beta", "eta", "eta_eff", "seed",
+                 "status", "final_test_acc", "best_test_acc", "converged", "wall_s", "signal_v", "error")
 
 
 def extra_axes(table: list[dict[str, Any]]) -> list[str]:
@@ -205,8 +206,8 @@ def table_for(cfg: SweepConfig, sweep_id: str, trials: list[Trial], store: Any) 
     return trial_table(Sweep(cfg, "", {}, trials, sweep_id), store)
 
 
-_CSV_TYPES = {"trial": int, "n_samples": int, "seed": int, "sigma": float, "beta": float, "eta": float,
-              "eta_eff": float, "final_test_acc": float, "best_test_acc": float, "wall_s": float,
+_CSV_TYPES = {"trial": int, "n_samples": int, "batch_size": int, "seed": int, "sigma": float, "beta": float,
+              "eta": float, "eta_eff": float, "final_test_acc": float, "best_test_acc": float, "wall_s": float,
               "signal_v": float}
 
 

@@ -12,9 +12,9 @@ from hil.diagnostics import DEFAULT_SNR_CRIT
 from hil.store import Store
 
 
-def _run_with_signal(workspace, signals: list[tuple[float, float]]) -> str:
+def _run_with_signal(workspace, signals: list[tuple[float, float]], train: dict | None = None) -> str:
     with Store(workspace) as store:
-        run_id = store.create_run("noiseless", {"train": {}})
+        run_id = store.create_run("noiseless", {"train": train or {}})
         for epoch, (h, y) in enumerate(signals):
             store.add_epoch(run_id, {
                 "epoch": epoch, "train_acc": 0.9, "train_loss": 0.1, "test_acc": 0.9, "test_loss": 0.1,
@@ -39,6 +39,17 @@ def test_diagnose_predicts_signal_over_snr_crit_times_sqrt_n(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["snr_crit"] == DEFAULT_SNR_CRIT
     assert out["sigma_onset"]["4"] == pytest.approx(1e-4 / DEFAULT_SNR_CRIT * math.sqrt(4))
+
+
+def test_diagnose_scales_the_onset_with_sqrt_of_the_batch(tmp_path, capsys):
+    """An update averages the read noise of B samples; SNR_crit was set at batch 4: x sqrt(16 / 4) = 2."""
+    run_id = _run_with_signal(tmp_path, [(1e-4, 1e-2)], train={"batch_size": 16})
+    main(["diagnose", run_id, "--workspace", str(tmp_path), "--snr-crit", "2", "--n", "1", "--n", "4",
+          "--onset", "2e-4"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["batch_size"] == 16
+    assert out["sigma_onset"] == pytest.approx({"1": 1e-4, "4": 2e-4})
+    assert out["implied_snr_crit"] == pytest.approx(1.0)  # 1e-4 V x 2 / 2e-4 V
 
 
 def test_runs_show_lists_the_signal_table(tmp_path, capsys):

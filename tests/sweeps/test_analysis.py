@@ -135,9 +135,19 @@ def test_fig3_re_analyses_its_own_trials_csv(tmp_path):
 
 
 def test_analysis_repeats_the_diagnostics_snr_crit():
-    from hil.diagnostics import DEFAULT_SNR_CRIT
+    from hil.diagnostics import DEFAULT_SNR_CRIT, REF_BATCH
 
-    assert noise_sweep.SNR_CRIT == DEFAULT_SNR_CRIT
+    assert (noise_sweep.SNR_CRIT, noise_sweep.REF_BATCH) == (DEFAULT_SNR_CRIT, REF_BATCH)
+
+
+def test_predicted_onset_carries_sqrt_of_the_batch():
+    """Same signal at batch 4 and 32: the batch-32 curve's update averages 8x the reads, sqrt(8) higher."""
+    table = [{"status": "completed", "dataset": "mnist", "sigma": 1e-6, "n_samples": 1, "seed": s,
+              "train.batch_size": b, "batch_size": b, "signal_v": 7.3e-5} for b in (4, 32) for s in (0, 1)]
+    pred = noise_sweep.predicted_onsets(table)
+    assert pred["mnist batch_size=4"]["sigma_onset"] == pytest.approx(1e-4)
+    assert pred["mnist batch_size=32"]["sigma_onset"] == pytest.approx(1e-4 * 8**0.5)
+    assert pred["mnist batch_size=32"]["batch_size"] == 32
 
 
 def test_clt_slope_has_a_bootstrap_interval():
@@ -168,7 +178,8 @@ def _scaling_sweep(tmp_path: Path) -> Path:
 
 def test_further_axes_give_one_curve_each_with_its_predicted_onset(tmp_path):
     """Width 16: flat to 1e-3, then chance; width 32: already down at 1e-3.  Signals 7.3e-5 and 1.46e-4 V
-    (plus a +-1 % seed spread) predict onsets of 1e-4 and 2e-4 V at SNR_crit 0.73."""
+    (plus a +-1 % seed spread) predict onsets of 1e-4 and 2e-4 V at SNR_crit 0.73 and batch 4, times
+    sqrt(8 / 4) at tiny.yaml's batch 8."""
     path = _scaling_sweep(tmp_path)
     acc = {(16, 1e-5): 0.9, (16, 1e-3): 0.88, (16, 1e-1): 0.1, (32, 1e-5): 0.9, (32, 1e-3): 0.5, (32, 1e-1): 0.1}
     with Store(tmp_path / "ws") as store:
@@ -189,14 +200,15 @@ def test_further_axes_give_one_curve_each_with_its_predicted_onset(tmp_path):
     assert first["stages"]["mnist hidden=[16]"]["onset_how"] == "interpolated"
     assert 1e-5 < first["stages"]["mnist hidden=[32]"]["sigma_onset"] < 1e-3
     d = first["diagnosed_onset"]
-    assert d["mnist hidden=[16]"]["sigma_onset"] == pytest.approx(1e-4, rel=1e-6)
-    assert d["mnist hidden=[32]"]["sigma_onset"] == pytest.approx(2e-4, rel=1e-6)
+    b8 = 2**0.5
+    assert d["mnist hidden=[16]"]["sigma_onset"] == pytest.approx(1e-4 * b8, rel=1e-6)
+    assert d["mnist hidden=[32]"]["sigma_onset"] == pytest.approx(2e-4 * b8, rel=1e-6)
     # resampling 3 seeds of signal x (0.99, 1.00, 1.01): the mean stays within +-1 %
     ci = d["mnist hidden=[16]"]["ci"]
-    assert 0.99e-4 * (1 - 1e-9) <= ci["lo"] < 1e-4 < ci["hi"] <= 1.01e-4 * (1 + 1e-9)
+    assert 0.99e-4 * b8 * (1 - 1e-9) <= ci["lo"] < 1e-4 * b8 < ci["hi"] <= 1.01e-4 * b8 * (1 + 1e-9)
     assert (tmp_path / "a" / "fig3-onsets.png") in paths
     # re-read from the trials CSV: the same curves, onsets and predictions (6 significant digits)
     assert list(again["stages"]) == list(first["stages"])
-    assert again["diagnosed_onset"]["mnist hidden=[32]"]["sigma_onset"] == pytest.approx(2e-4, rel=1e-5)
+    assert again["diagnosed_onset"]["mnist hidden=[32]"]["sigma_onset"] == pytest.approx(2e-4 * b8, rel=1e-5)
     for c, st in first["stages"].items():
         assert again["stages"][c]["sigma_onset"] == pytest.approx(st["sigma_onset"], rel=1e-4)
