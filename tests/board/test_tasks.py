@@ -129,7 +129,8 @@ def test_each_board_config_fits_its_station(config, station):
 
 
 BOARD_CONFIGS = [("xor-8-4-1", "board_daq970a_2450.yaml"), ("iris-8-4-3", "board_daq970a-8-4-3.yaml"),
-                 ("xor1d-2-2-1", "memristive_2600_707b.yaml"), ("digits-32-16-10", "board_daq970a-32-16-10.yaml")]
+                 ("xor1d-2-2-1", "memristive_2600_707b.yaml"), ("digits-32-16-10", "board_daq970a-32-16-10.yaml"),
+                 ("mnist4-32-16-10", "board_daq970a-32-16-10.yaml")]
 
 
 @pytest.mark.parametrize(("config", "station"), BOARD_CONFIGS)
