@@ -1,6 +1,6 @@
 #!/bin/bash
 # Regenerate the figures and tables of docs/results from the run stores that hold the runs.
-#   WS        store of noise_sweep-medium and clt_sweep-medium   (hil sweep ... --workspace WS)
+#   WS        store of noise_sweep-medium, clt_sweep-medium(-20k) (hil sweep ... --workspace WS)
 #   FASHION   store and run id of the drn-1h-fashion training    (FASHION_WS, FASHION_RUN)
 #   SCALING   store of onset_scaling-medium                      (SCALING_WS)
 # Each `hil plot` prints its findings as it writes the files.
@@ -18,7 +18,9 @@ for part in $parts; do
       $HIL plot fig3 noise_sweep-medium --workspace "$WS" --out $R/noise_sweep-medium ;;
     clt)      # Fig. 4: sigma_max(N) at the sweep's 90 % target, then at 85 % (below this training's plateau)
       $HIL plot fig4 clt_sweep-medium --workspace "$WS" --out $R/clt_sweep-medium
-      $HIL plot fig4 clt_sweep-medium --workspace "$WS" --target 0.85 --out $R/clt_sweep-medium/target-0.85 ;;
+      $HIL plot fig4 clt_sweep-medium --workspace "$WS" --target 0.85 --out $R/clt_sweep-medium/target-0.85
+      # the same on 20,000 images: the noiseless plateau clears 90 %
+      $HIL plot fig4 clt_sweep-medium-20k --workspace "$WS" --out $R/clt_sweep-medium-20k ;;
     fashion)  # per-epoch CSV and learning curve of the universal-DRN Fashion-MNIST run
       $PY $R/scripts/run_epochs.py "$FASHION_RUN" --workspace "$FASHION_WS" --out $R/drn-1h-fashion/epochs.csv
       $HIL runs show "$FASHION_RUN" --workspace "$FASHION_WS" --plot $R/drn-1h-fashion/curve.png | tail -3 ;;
