@@ -125,7 +125,8 @@ def test_each_board_config_fits_its_station(config, station):
     data = prepare_data(cfg)
     topology = topology_for(cfg, data.train.images.shape[1])
     check_crossbar({"kind": "lab", "station": str(STATIONS / station)}, config, topology)
-    assert data.inputs(data.train.images).abs().max() <= load_station_vmax(STATIONS / station)
+    # in float64, as the driver's limit check compares (0.3 in float32 is 0.300000012 > 0.3)
+    assert float(data.inputs(data.train.images).double().abs().max()) <= load_station_vmax(STATIONS / station)
 
 
 BOARD_CONFIGS = [("xor-8-4-1", "board_daq970a_2450.yaml"), ("iris-8-4-3", "board_daq970a-8-4-3.yaml"),
