@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hilep_testing import hil as in_process
 
 from hil.simulators.calibration import load_calibration
 from hil.store import Store
@@ -28,17 +29,6 @@ def hil(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProc
 
 
 EMU_STATION = Path(__file__).resolve().parent / "data" / "emu-station.yaml"
-
-
-def _in_process(*args: str) -> int:
-    """`hil` in this process, so that the emulator's server threads (started here) serve it."""
-    from hil.cli import main
-
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_characterize_twin_then_run_the_twin_from_its_calibration(tmp_path):
@@ -73,9 +63,9 @@ def test_characterize_twin_then_run_the_twin_from_its_calibration(tmp_path):
 
 def test_calibrate_twin_writes_devices(tmp_path):
     out = tmp_path / "out"
-    rc = _in_process("calibrate", "--config", "twin", "--no-read", "--workspace", str(tmp_path / "ws"),
-                     "--out", str(out), "--set", "crossbar.read_noise=[]", "--set", "write.hold_s=[0.2, 0.4, 0.8]",
-                     "--quiet")
+    rc = in_process("calibrate", "--config", "twin", "--no-read", "--workspace", str(tmp_path / "ws"),
+                    "--out", str(out), "--set", "crossbar.read_noise=[]", "--set", "write.hold_s=[0.2, 0.4, 0.8]",
+                    "--quiet")
     assert rc == 0
     cal = load_calibration(out / "calibration.yaml")
     kinds = {m.kind: m for m in cal.devices}
@@ -113,9 +103,9 @@ def test_bad_calibration_file_exits_2_naming_the_key(tmp_path, text, fragments):
 def test_same_command_runs_on_lab_crossbar_over_pyvisa_sim(tmp_path):
     """The sim station's DAQ answers one sweep per READ? (N = 1), so reads come one per measure()."""
     out = tmp_path / "out"
-    rc = _in_process("characterize", "--crossbar", str(SIM_STATION), "--workspace", str(tmp_path / "ws"),
-                     "--out", str(out), "--set", 'read.nodes=["1:0", "1:1", "2:0"]', "--set", "read.n_reads=256",
-                     "--set", "read.chunk=1", "--set", "read.nperseg=64", "--quiet")
+    rc = in_process("characterize", "--crossbar", str(SIM_STATION), "--workspace", str(tmp_path / "ws"),
+                    "--out", str(out), "--set", 'read.nodes=["1:0", "1:1", "2:0"]', "--set", "read.n_reads=256",
+                    "--set", "read.chunk=1", "--set", "read.nperseg=64", "--quiet")
     assert rc == 0
     assert "on lab" in (out / "summary.txt").read_text()
     cal = load_calibration(out / "calibration.yaml")
@@ -162,13 +152,13 @@ def test_same_commands_run_on_lab_crossbar_over_the_emulator(tmp_path):
                                        {"kind": "range", "g_min": 50.0, "g_max": 800.0, "spread_rel": 0.05}]}
     with Emulator(load_station(EMU_STATION), twin, seed=0, speed=1000.0) as emu:  # 653 s of DAQ time in 0.65 s
         station = emu.write_station(tmp_path / "emulated.yaml")
-        rc = _in_process("characterize", "--crossbar", str(station), "--workspace", str(tmp_path / "ws"),
-                         "--out", str(tmp_path / "read"), "--quiet", "--set", 'read.nodes=["1:0", "1:3", "2:1"]',
-                         "--set", "read.n_reads=8192", "--set", "read.chunk=1024", "--set", "read.nperseg=1024")
+        rc = in_process("characterize", "--crossbar", str(station), "--workspace", str(tmp_path / "ws"),
+                        "--out", str(tmp_path / "read"), "--quiet", "--set", 'read.nodes=["1:0", "1:3", "2:1"]',
+                        "--set", "read.n_reads=8192", "--set", "read.chunk=1024", "--set", "read.nperseg=1024")
         assert rc == 0
-        rc = _in_process("calibrate", "--no-read", "--crossbar", str(station), "--workspace", str(tmp_path / "ws"),
-                         "--out", str(tmp_path / "write"), "--quiet", "--set", "write.hold_s=[0.05, 0.1]",
-                         "--set", "write.levels=4", "--set", "write.ramp_points=8")
+        rc = in_process("calibrate", "--no-read", "--crossbar", str(station), "--workspace", str(tmp_path / "ws"),
+                        "--out", str(tmp_path / "write"), "--quiet", "--set", "write.hold_s=[0.05, 0.1]",
+                        "--set", "write.levels=4", "--set", "write.ramp_points=8")
         assert rc == 0
     read = load_calibration(tmp_path / "read" / "calibration.yaml")
     assert read.meta["crossbar"] == "lab"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hilep_testing import hil as in_process
 
 import hil
 from hil.errors import UserError
@@ -19,23 +20,13 @@ TINY = ["--set", "data.train_subset=96", "--set", "data.test_subset=50", "--set"
         "--set", "train.epochs=2", "--set", "train.batch_size=8", "--quiet"]
 
 
-def _main(*args: str) -> int:
-    from hil.cli import main
-
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """One tiny training run, one characterization of the twin and one sweep with two recorded trials."""
     ws = tmp_path_factory.mktemp("ws")
-    assert _main("train", QUICK, *TINY, "--workspace", str(ws)) == 0
-    assert _main("characterize", "--config", "twin", "--workspace", str(ws), "--out", str(ws / "char"),
-                 "--set", "read.n_reads=2048", "--set", "read.nperseg=512", "--quiet") == 0
+    assert in_process("train", QUICK, *TINY, "--workspace", str(ws)) == 0
+    assert in_process("characterize", "--config", "twin", "--workspace", str(ws), "--out", str(ws / "char"),
+                      "--set", "read.n_reads=2048", "--set", "read.nperseg=512", "--quiet") == 0
     with Store(ws) as store:
         store.create_run("tiny", {"grid": {"crossbar.sigma": [0.0, 1.0]}}, kind="sweep", run_id="sweep-tiny")
         for i, sigma in enumerate([0.0, 1.0]):
@@ -86,8 +77,8 @@ def test_export_round_trip_tables(workspace, tmp_path, fmt):
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
     with hil.open_workspace(workspace) as w:
         for kind, run in ids.items():
-            assert _main("runs", "export", run, "--format", fmt, "--out", str(tmp_path), "--workspace",
-                         str(workspace)) == 0
+            assert in_process("runs", "export", run, "--format", fmt, "--out", str(tmp_path), "--workspace",
+                              str(workspace)) == 0
             meta = json.loads((tmp_path / f"{run}-run.json").read_text())
             assert meta["id"] == run and meta["kind"] == kind
         pd.testing.assert_frame_equal(read(tmp_path / f"{ids['train']}-epochs.{fmt}"), w.epochs(ids["train"]),
@@ -104,8 +95,8 @@ def test_export_round_trip_netcdf(workspace, tmp_path):
     ids = _ids(workspace)
     with hil.open_workspace(workspace) as w:
         for run in ids.values():
-            assert _main("runs", "export", run, "--format", "netcdf", "--out", str(tmp_path), "--workspace",
-                         str(workspace)) == 0
+            assert in_process("runs", "export", run, "--format", "netcdf", "--out", str(tmp_path), "--workspace",
+                              str(workspace)) == 0
         with xr.open_dataset(tmp_path / f"{ids['train']}.nc") as ds:
             assert np.array_equal(ds.epochs_test_acc.values, w.epochs(ids["train"]).test_acc.to_numpy())
             assert np.array_equal(ds.batches_loss.values, w.batches(ids["train"]).loss.to_numpy())
@@ -117,7 +108,7 @@ def test_export_round_trip_netcdf(workspace, tmp_path):
 
 
 def test_export_refuses_an_unknown_format(workspace, tmp_path, capsys):
-    assert _main("runs", "export", "sweep-tiny", "--format", "xlsx", "--out", str(tmp_path / "o"),
-                 "--workspace", str(workspace)) == 2
+    assert in_process("runs", "export", "sweep-tiny", "--format", "xlsx", "--out", str(tmp_path / "o"),
+                      "--workspace", str(workspace)) == 2
     assert "--format 'xlsx': expected one of csv, parquet, netcdf" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
