@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from beyond_trace import TRACED, run_trace  # noqa: E402  (benchmarks/ is the script's folder)
 
 from hil.config import RunConfig, apply_overrides, load_config, validate_section
 from hil.datasets import one_hot
@@ -193,7 +194,13 @@ def noise_clean(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
             if t[1]["kind"] in keep and t[1]["form"] == "centered" and t[1]["n"] in (1, 64)]
 
 
-EXPERIMENTS = {"noise-types": noise_types, "noise-clean": noise_clean, "adaptive": adaptive, "depth": depth}
+def trace(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """The noise-types trials of `beyond_trace.TRACED`, re-run with a per-batch trace (benchmarks/beyond_trace.py)."""
+    return [t for t in noise_types(seeds) if t[0].rsplit("-s", 1)[0] in TRACED]
+
+
+EXPERIMENTS = {"noise-types": noise_types, "noise-clean": noise_clean, "adaptive": adaptive, "depth": depth,
+               "trace": trace}
 
 
 class _Rows(TrainHooks):
@@ -242,10 +249,14 @@ def clean_test_acc(xbar: Any, cfg: RunConfig, data: Any, batch: int = 500) -> fl
     return correct / len(data.test)
 
 
-def run_one(overrides: list[str], data_dir: str) -> dict[str, Any]:
+def run_one(overrides: list[str], data_dir: str, traced: bool = False) -> dict[str, Any]:
     _, raw = load_config("drn-1h-mnist")
     cfg = validate_section(RunConfig, apply_overrides(raw, overrides, "beyond"), "beyond")
     data = prepare_data(cfg, data_dir)
+    if traced:
+        with open_crossbar(topology_for(cfg, data.train.images.shape[1]), cfg.crossbar, seed=cfg.seed,
+                           source="beyond") as xbar:
+            return {**run_trace(cfg, data, xbar), "clean_test_acc": clean_test_acc(xbar, cfg, data)}
     t0 = time.perf_counter()
     hooks = _Rows()
     with open_crossbar(topology_for(cfg, data.train.images.shape[1]), cfg.crossbar, seed=cfg.seed,
@@ -276,7 +287,7 @@ def main() -> None:
     todo = [t for t in EXPERIMENTS[args.experiment](args.seeds) if t[0] not in done and args.only in t[0]]
     print(f"{args.experiment}: {len(todo)} trials to run ({len(done)} done) -> {path}", flush=True)
     for i, (label, point, overrides) in enumerate(todo, 1):
-        result = run_one(overrides, args.data_dir)
+        result = run_one(overrides, args.data_dir, traced=args.experiment == "trace")
         row = {"label": label, **point, "overrides": overrides, **result}
         with path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")

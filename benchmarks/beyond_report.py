@@ -2,7 +2,7 @@
 
     python benchmarks/beyond_report.py --out docs/results/beyond
 
-Writes noise-types.{png,csv}, adaptive.{png,csv}, depth.{png,csv} and summary.json
+Writes noise-types.{png,csv}, adaptive.{png,csv}, depth.{png,csv}, trace.{png,csv} and summary.json
 next to the trial files; every number in docs/results/beyond/README.md comes from these.
 """
 
@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from beyond_trace import windows  # noqa: E402  (benchmarks/ is the script's folder)
 
 from hil.simulators.noise_theory import at_single_read_std, ep_sigma, mean_variance  # noqa: E402
 
@@ -277,11 +278,66 @@ def depth(out: Path) -> dict[str, Any]:
     return {"rows": table}
 
 
+TRACE_STYLE = {"white-centered-N1": ("k", ":"), "white-centered-N64": ("k", "-"),
+               "pink-centered-N64": ("tab:pink", "-"), "telegraph-centered-N1": ("tab:blue", ":")}
+
+
+def trace(out: Path) -> dict[str, Any]:
+    """trace.png / trace.csv: per traced run, accuracy and the update's error and clip state over training."""
+    rows = load(out / "trace-trials.jsonl")
+    if not rows:
+        return {}
+    panels = [("clean_test_acc", "test accuracy, clean reads (1,000 images)"),
+              ("cos_G1", "cos(noisy, exact EP gradient), G1"), ("along_G1", "error along the exact gradient, G1"),
+              ("err_G1", "|error| / |exact gradient|, G1"), ("at_gmin_G1", "fraction of G1 at g_min"),
+              ("along_all", "error along the exact gradient, all parameters")]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
+    table = []
+    for r in rows:
+        key = r["label"].rsplit("-s", 1)[0]
+        color, ls = TRACE_STYLE.get(key, ("0.5", "--"))
+        pts, bs = r["trace_points"], r["trace_batches"]
+        acc = [p["clean_test_acc"] for p in pts]
+        best = int(np.argmax(acc))
+        row = {"run": r["label"], "final_test_acc": r["final_test_acc"], "clean_test_acc": r["clean_test_acc"],
+               "peak_clean_acc_1000": acc[best], "peak_batch": pts[best]["batch"], "final_clean_acc_1000": acc[-1]}
+        for k in ("cos_G1", "along_G1", "err_G1", "along_G2", "along_all"):
+            w = windows(bs, k)
+            row[f"{k}_first"], row[f"{k}_last"] = w[0][1], w[-1][1]
+            row[f"{k}_last_se"] = w[-1][2]
+            row[f"{k}_mean"] = float(np.mean([b[k] for b in bs]))
+        for k in ("at_gmin_G1", "at_gmin_G2", "rms_b1"):
+            row[f"{k}_start"], row[f"{k}_end"] = pts[0][k], pts[-1][k]
+        table.append(row)
+        for ax, (k, title) in zip(axes.flat, panels):
+            if k in pts[0]:
+                ax.plot([p["batch"] for p in pts], [p[k] for p in pts], ls, color=color, label=key)
+            else:
+                w = np.array(windows(bs, k))
+                ax.errorbar(w[:, 0], w[:, 1], yerr=w[:, 2], fmt="o" + ls, color=color, ms=3, capsize=2, label=key)
+            ax.set_title(title, fontsize=9)
+        run_acc = np.array(windows([{"a": b["correct"] / 4} for b in bs], "a"))
+        axes.flat[0].plot(run_acc[:, 0], run_acc[:, 1], ls, color=color, lw=0.6, alpha=0.6)
+    for ax in axes.flat:
+        ax.set_xlabel("batch")
+    axes.flat[0].legend(fontsize=7, title="thin: train acc (noisy free phase, 125-batch windows)", title_fontsize=6)
+    axes.flat[3].set_yscale("log")
+    for ax in (axes.flat[2], axes.flat[5]):
+        ax.axhline(0.0, color="0.5", lw=0.8)
+    fig.suptitle("traces at single-read std 4e-3 V (seed 0); gradient panels: 125-batch means +- 1 se", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "trace.png", dpi=120)
+    plt.close(fig)
+    write_csv(out / "trace.csv", table)
+    return {"rows": table}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("docs/results/beyond"))
     args = ap.parse_args()
-    summary = {"noise_types": noise_types(args.out), "adaptive": adaptive(args.out), "depth": depth(args.out)}
+    summary = {"noise_types": noise_types(args.out), "adaptive": adaptive(args.out), "depth": depth(args.out),
+               "trace": trace(args.out)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     for name, part in summary.items():
         for row in part.get("rows", []):
