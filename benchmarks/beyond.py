@@ -8,6 +8,8 @@ run resumes.  One process, one torch thread: the machine is shared.
     python benchmarks/beyond.py noise-types --out docs/results/beyond [--seeds 2]
     python benchmarks/beyond.py adaptive    --out docs/results/beyond
     python benchmarks/beyond.py depth       --out docs/results/beyond
+    python benchmarks/beyond.py adaptive-long --out docs/results/beyond --seeds 2   # 2 epochs, beta_max
+    python benchmarks/beyond.py trace --out docs/results/beyond --seeds 1   # per-batch trace (beyond_trace.py)
     python benchmarks/beyond.py update-noise --out docs/results/beyond   # EP gradient noise, no training
     python benchmarks/beyond_report.py --out docs/results/beyond     # tables and figures
 """
@@ -83,6 +85,35 @@ def adaptive(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
             ad = {"snr_target": target, "n_min": 2, "n_max": 64}
             trials.append((f"adaptive-T{target:g}-s{seed}", {"mode": "adaptive", "snr_target": target, "seed": seed},
                            base + ["train.n_samples=2", "train.adaptive=" + json.dumps(ad)]))
+    return trials
+
+
+LONG_EPOCHS = 2
+
+
+def adaptive_long(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """Adaptive vs fixed N over LONG_EPOCHS epochs (the EP signal keeps shrinking), and one `beta_max` run.
+
+    Ordered so that a run stopped early has the pairs that matter: per seed, the best fixed
+    N of one epoch (16, 64) and the reachable targets first.
+    """
+    trials = []
+    small = [o for o in SMALL if "read_path" not in o and "epochs" not in o]
+    for seed in range(seeds):
+        base = [*small, f"train.epochs={LONG_EPOCHS}", f"seed={seed}", f"crossbar.sigma={SIGMA_ADAPTIVE!r}",
+                "eval.n_samples=64"]
+        runs: list[tuple[str, dict[str, Any], list[str]]] = []
+        for n in (16, 64):
+            runs.append((f"long-fixed-N{n}-s{seed}", {"mode": "fixed", "n": n}, [f"train.n_samples={n}"]))
+        for target, beta_max in ((1.0, None), (0.5, None), (1.0, 2.0)):
+            ad = {"snr_target": target, "n_min": 2, "n_max": 64, **({"beta_max": beta_max} if beta_max else {})}
+            tag = f"-bmax{beta_max:g}" if beta_max else ""
+            runs.append((f"long-adaptive-T{target:g}{tag}-s{seed}",
+                         {"mode": "adaptive", "snr_target": target, "beta_max": beta_max},
+                         ["train.n_samples=2", "train.adaptive=" + json.dumps(ad)]))
+        runs.append((f"long-fixed-N4-s{seed}", {"mode": "fixed", "n": 4}, ["train.n_samples=4"]))
+        trials += [(label, {**point, "seed": seed, "epochs": LONG_EPOCHS}, base + extra)
+                   for label, point, extra in runs]
     return trials
 
 
@@ -200,7 +231,7 @@ def trace(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
 
 
 EXPERIMENTS = {"noise-types": noise_types, "noise-clean": noise_clean, "adaptive": adaptive, "depth": depth,
-               "trace": trace}
+               "trace": trace, "adaptive-long": adaptive_long}
 
 
 class _Rows(TrainHooks):
@@ -275,7 +306,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results/beyond"))
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--data-dir", default=os.environ.get("HIL_DATA_DIR", "../shared/datasets"))
-    ap.add_argument("--only", default="", help="run only trials whose label contains this")
+    ap.add_argument("--only", default="", help="run only trials whose label contains one of these (comma-separated)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +315,8 @@ def main() -> None:
         return
     path = args.out / f"{args.experiment}-trials.jsonl"
     done = {json.loads(line)["label"] for line in path.read_text().splitlines()} if path.exists() else set()
-    todo = [t for t in EXPERIMENTS[args.experiment](args.seeds) if t[0] not in done and args.only in t[0]]
+    only = args.only.split(",")
+    todo = [t for t in EXPERIMENTS[args.experiment](args.seeds) if t[0] not in done and any(o in t[0] for o in only)]
     print(f"{args.experiment}: {len(todo)} trials to run ({len(done)} done) -> {path}", flush=True)
     for i, (label, point, overrides) in enumerate(todo, 1):
         result = run_one(overrides, args.data_dir, traced=args.experiment == "trace")
