@@ -165,47 +165,58 @@ def noise_types(out: Path) -> dict[str, Any]:
     return {"sigma_v": sigma, "noiseless_acc": plateau, "rows": table}
 
 
-def adaptive(out: Path) -> dict[str, Any]:
-    rows = load(out / "adaptive-trials.jsonl")
+def adaptive(out: Path, name: str = "adaptive") -> dict[str, Any]:
+    """`name`.{png,csv}: accuracy against training reads, fixed N and adaptive; N chosen over training."""
+    rows = load(out / f"{name}-trials.jsonl")
     if not rows:
         return {}
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         key = f"fixed N={r['n']}" if r["mode"] == "fixed" else f"adaptive T={r['snr_target']:g}"
+        if r.get("beta_max"):
+            key += f", beta_max {r['beta_max']:g}"
         groups[key].append(r)
+    epochs = len(rows[0]["epochs"])
     table = []
     for key, rs in groups.items():
         m, sd = mean_sd([r["final_test_acc"] for r in rs])
         reads = [sum(e["reads"] for e in r["epochs"]) for r in rs]
-        table.append({"mode": key, "seeds": " ".join(str(r["seed"]) for r in rs), "mean_acc": round(m, 4),
-                      "sd_acc": round(sd, 4), "accs": " ".join(f"{r['final_test_acc']:.4f}" for r in rs),
-                      "train_reads_per_node": int(np.mean(reads)), "mean_n": round(np.mean(reads) / (3 * 5000), 2)})
+        row = {"mode": key, "seeds": " ".join(str(r["seed"]) for r in rs), "mean_acc": round(m, 4),
+               "sd_acc": round(sd, 4), "accs": " ".join(f"{r['final_test_acc']:.4f}" for r in rs),
+               "train_reads_per_node": int(np.mean(reads)), "mean_n": round(np.mean(reads) / (3 * 5000 * epochs), 2)}
+        if epochs > 1:  # the accuracy after each earlier epoch, mean over seeds
+            row.update({f"acc_epoch{e + 1}": round(float(np.mean([r["epochs"][e]["test_acc"] for r in rs])), 4)
+                        for e in range(epochs - 1)})
+        table.append(row)
     fixed = [t for t in table if t["mode"].startswith("fixed")]
     best = max(fixed, key=lambda t: t["mean_acc"]) if fixed else None
     for t in table:
         t["reads_vs_best_fixed"] = round(t["train_reads_per_node"] / best["train_reads_per_node"], 3) if best else None
         t["acc_minus_best_fixed"] = round(t["mean_acc"] - best["mean_acc"], 4) if best else None
-    write_csv(out / "adaptive.csv", table)
+    write_csv(out / f"{name}.csv", table)
     fig, (ax, axn) = plt.subplots(1, 2, figsize=(10, 4))
     for t in table:
         marker = "s" if t["mode"].startswith("fixed") else "*"
         ax.errorbar(t["train_reads_per_node"], t["mean_acc"], yerr=np.nan_to_num(t["sd_acc"]), fmt=marker,
                     ms=9 if marker == "*" else 6, capsize=3, label=t["mode"])
     ax.set_xscale("log")
-    ax.set_xlabel("training reads per node (N x 3 phases x images)")
+    ax.set_xlabel(f"training reads per node (N x 3 phases x images x {epochs} epoch(s))")
     ax.set_ylabel("final test accuracy (eval N = 64)")
     ax.legend(fontsize=7)
+    per_epoch = math.ceil(5000 / 4)
     for r in rows:
         if r["mode"] == "adaptive" and r.get("adaptive_rows"):
-            b = [a["batch"] for a in r["adaptive_rows"]]
-            axn.plot(b, [a["n_samples"] for a in r["adaptive_rows"]], lw=0.8,
-                     label=f"T={r['snr_target']:g}, seed {r['seed']}")
+            b = [a["epoch"] * per_epoch + a["batch"] for a in r["adaptive_rows"]]
+            label = f"T={r['snr_target']:g}" + (f", beta_max {r['beta_max']:g}" if r.get("beta_max") else "")
+            axn.plot(b, [a["n_samples"] for a in r["adaptive_rows"]], lw=0.8, label=f"{label}, seed {r['seed']}")
+            if r.get("beta_max"):
+                axn.plot(b, [16 * a["beta"] for a in r["adaptive_rows"]], ":", lw=0.8, label=f"16 x beta ({label})")
     axn.set_xlabel("batch")
     axn.set_ylabel("N chosen")
     axn.set_yscale("log", base=2)
     axn.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "adaptive.png", dpi=130)
+    fig.savefig(out / f"{name}.png", dpi=130)
     plt.close(fig)
     return {"rows": table, "best_fixed": best["mode"] if best else None}
 
@@ -336,7 +347,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("docs/results/beyond"))
     args = ap.parse_args()
-    summary = {"noise_types": noise_types(args.out), "adaptive": adaptive(args.out), "depth": depth(args.out),
+    summary = {"noise_types": noise_types(args.out), "adaptive": adaptive(args.out),
+               "adaptive_long": adaptive(args.out, "adaptive-long"), "depth": depth(args.out),
                "trace": trace(args.out)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     for name, part in summary.items():
