@@ -311,7 +311,10 @@ def trace(out: Path) -> dict[str, Any]:
         acc = [p["clean_test_acc"] for p in pts]
         best = int(np.argmax(acc))
         row = {"run": r["label"], "final_test_acc": r["final_test_acc"], "clean_test_acc": r["clean_test_acc"],
-               "peak_clean_acc_1000": acc[best], "peak_batch": pts[best]["batch"], "final_clean_acc_1000": acc[-1]}
+               "peak_clean_acc_1000": acc[best], "peak_batch": pts[best]["batch"], "final_clean_acc_1000": acc[-1],
+               "last500_mean_clean_acc": float(np.mean(acc[-20:])),  # the last 20 snapshots: 500 batches
+               "last500_sd_clean_acc": float(np.std(acc[-20:], ddof=1)),
+               "last500_min_clean_acc": min(acc[-20:]), "last500_max_clean_acc": max(acc[-20:])}
         for k in ("cos_G1", "along_G1", "err_G1", "along_G2", "along_all"):
             w = windows(bs, k)
             row[f"{k}_first"], row[f"{k}_last"] = w[0][1], w[-1][1]
@@ -331,7 +334,8 @@ def trace(out: Path) -> dict[str, Any]:
         axes.flat[0].plot(run_acc[:, 0], run_acc[:, 1], ls, color=color, lw=0.6, alpha=0.6)
     for ax in axes.flat:
         ax.set_xlabel("batch")
-    axes.flat[0].legend(fontsize=7, title="thin: train acc (noisy free phase, 125-batch windows)", title_fontsize=6)
+    axes.flat[0].legend(loc="lower right", fontsize=7, title_fontsize=6,
+                        title="thin: train acc (noisy free phase, 125-batch windows)")
     axes.flat[3].set_yscale("log")
     for ax in (axes.flat[2], axes.flat[5]):
         ax.axhline(0.0, color="0.5", lw=0.8)
