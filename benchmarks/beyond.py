@@ -11,7 +11,6 @@ run resumes.  One process, one torch thread: the machine is shared.
     python benchmarks/beyond.py adaptive-long --out docs/results/beyond --seeds 2   # 2 epochs, beta_max
     python benchmarks/beyond.py trace --out docs/results/beyond --seeds 1   # per-batch trace (beyond_trace.py)
     python benchmarks/beyond.py update-noise --out docs/results/beyond   # EP gradient noise, no training
-    python benchmarks/beyond.py update-function --out docs/results/beyond   # what one step's error does
     python benchmarks/beyond_report.py --out docs/results/beyond     # tables and figures
 """
 
@@ -214,44 +213,6 @@ def update_memory(out: Path, data_dir: str, batches: int = 48) -> None:
     (out / "update-memory.json").write_text(json.dumps({"sigma_v": SIGMA_TYPES, "batches": batches, "rows": rows}))
 
 
-def update_function(out: Path, data_dir: str, batches: int = 24, n_test: int = 200) -> None:
-    """What one update's error does to the network's function, not only its size.
-
-    Slow noise is common to the rows of a batch, so its G1 error is one outer product
-    (sum_b u_b) dn^T aligned with the mean input, where white noise's is a sum of B
-    independent ones: at equal size it moves every test input's hidden state the same
-    way.  Per type and N, on the initial network of seed 0 (ideal twin, float64): the
-    step with the noisy gradient against the step with the exact one (lr eta, g_min
-    clip), and the rms difference of the hidden and output voltages they give over
-    `n_test` test images.
-    """
-    _, raw = load_config("drn-1h-mnist")
-    cfg = validate_section(RunConfig, apply_overrides(raw, SMALL, "beyond"), "beyond")
-    data = prepare_data(cfg, data_dir)
-    eta = float(cfg.train.eta if isinstance(cfg.train.eta, float) else cfg.train.eta[0])
-    x = data.inputs(data.test.images[:n_test]).double()
-    topo = topology_for(cfg, data.train.images.shape[1])
-    g0 = {k: v.double() for k, v in initial_conductances(topo, [1.0, 1.0], torch.Generator().manual_seed(0)).items()}
-    ideal = TwinCrossbar(topo, TwinConfig(ideal=True, dtype="float64"), seed=0)
-
-    def after_step(grad: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        g = {k: g0[k] - eta * grad[k].double() for k in g0}
-        ideal.program({k: v.clamp_(min=topo.g_min) if k in topo.blocks else v for k, v in g.items()})
-        return ideal.measure(x).voltages
-
-    rows = []
-    for kind, n, pairs in _gradient_errors(data_dir, ("white", "pink", "telegraph"), NS, batches):
-        dh2, dy2 = 0.0, 0.0
-        for noisy, exact in pairs:
-            (h, y), (h0, y0) = after_step(noisy), after_step(exact)
-            dh2 += float(((h - h0) ** 2).mean())
-            dy2 += float(((y - y0) ** 2).mean())
-        rows.append({"kind": kind, "n": n, "rms_dh_v": math.sqrt(dh2 / batches), "rms_dy_v": math.sqrt(dy2 / batches)})
-        print(kind, n, f"dh {rows[-1]['rms_dh_v']:.3g} V, dy {rows[-1]['rms_dy_v']:.3g} V", flush=True)
-    (out / "update-function.json").write_text(json.dumps({"sigma_v": SIGMA_TYPES, "batches": batches, "eta": eta,
-                                                          "n_test": n_test, "rows": rows}, indent=1))
-
-
 def noise_clean(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
     """The noise-types trials at the two ends of N, re-run to score each trained network on clean reads too.
 
@@ -341,7 +302,7 @@ def run_one(overrides: list[str], data_dir: str, traced: bool = False) -> dict[s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("experiment", choices=[*sorted(EXPERIMENTS), "update-noise", "update-memory", "update-function"])
+    ap.add_argument("experiment", choices=[*sorted(EXPERIMENTS), "update-noise", "update-memory"])
     ap.add_argument("--out", type=Path, default=Path("docs/results/beyond"))
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--data-dir", default=os.environ.get("HIL_DATA_DIR", "../shared/datasets"))
@@ -349,9 +310,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    measures = {"update-noise": update_noise, "update-memory": update_memory, "update-function": update_function}
-    if args.experiment in measures:
-        measures[args.experiment](args.out, args.data_dir)
+    if args.experiment in ("update-noise", "update-memory"):
+        (update_noise if args.experiment == "update-noise" else update_memory)(args.out, args.data_dir)
         return
     path = args.out / f"{args.experiment}-trials.jsonl"
     done = {json.loads(line)["label"] for line in path.read_text().splitlines()} if path.exists() else set()
