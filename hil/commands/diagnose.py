@@ -36,6 +36,7 @@ def signal_of(store: Store, run_id: str, epoch: int | None,
     """The run (or sweep), the mean EP signal per layer over its epochs (or one), the largest noise seen, the batch."""
     from hil.config import TrainConfig
 
+    default_batch = TrainConfig.model_fields["batch_size"].default
     run = store.run(run_id)
     rows: list[dict[str, Any]] = []
     batches: set[int] = set()
@@ -50,12 +51,12 @@ def signal_of(store: Store, run_id: str, epoch: int | None,
         low = min(float(t["config"]["crossbar"].get("sigma", 0.0)) for t in trials)
         for t in trials:
             if float(t["config"]["crossbar"].get("sigma", 0.0)) == low:
-                batches.add(int(t["config"]["train"].get("batch_size", TrainConfig().batch_size)))
+                batches.add(int(t["config"]["train"].get("batch_size", default_batch)))
                 for e in t["result"].get("epochs", []):
                     rows += [dict(r, epoch=e["epoch"]) for r in e.get("signal") or []]
     else:
         rows = store.layer_signal(run["id"])
-        batches.add(int((run["config"].get("train") or {}).get("batch_size", TrainConfig().batch_size)))
+        batches.add(int((run["config"].get("train") or {}).get("batch_size", default_batch)))
     if len(batches) > 1:
         raise UserError(f"sweep {run['id']}: its lowest-sigma trials train at batch sizes {sorted(batches)}; "
                         "diagnose one run")
