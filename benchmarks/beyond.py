@@ -105,7 +105,7 @@ def adaptive_long(seeds: int) -> list[tuple[str, dict[str, Any], list[str]]]:
         runs: list[tuple[str, dict[str, Any], list[str]]] = []
         for n in (16, 64):
             runs.append((f"long-fixed-N{n}-s{seed}", {"mode": "fixed", "n": n}, [f"train.n_samples={n}"]))
-        for target, beta_max in ((1.0, None), (0.5, None), (1.0, 2.0)):
+        for target, beta_max in ((1.0, None), (0.5, None), (1.0, 2.0), (2.0, None), (2.0, 2.0)):
             ad = {"snr_target": target, "n_min": 2, "n_max": 64, **({"beta_max": beta_max} if beta_max else {})}
             tag = f"-bmax{beta_max:g}" if beta_max else ""
             runs.append((f"long-adaptive-T{target:g}{tag}-s{seed}",

@@ -205,12 +205,13 @@ def adaptive(out: Path, name: str = "adaptive") -> dict[str, Any]:
     ax.legend(fontsize=7)
     per_epoch = math.ceil(5000 / 4)
     for r in rows:
-        if r["mode"] == "adaptive" and r.get("adaptive_rows"):
+        if r["mode"] == "adaptive" and r.get("adaptive_rows") and r["seed"] == 0:  # one seed: a readable panel
             b = [a["epoch"] * per_epoch + a["batch"] for a in r["adaptive_rows"]]
             label = f"T={r['snr_target']:g}" + (f", beta_max {r['beta_max']:g}" if r.get("beta_max") else "")
-            axn.plot(b, [a["n_samples"] for a in r["adaptive_rows"]], lw=0.8, label=f"{label}, seed {r['seed']}")
+            axn.plot(b, [a["n_samples"] for a in r["adaptive_rows"]], lw=0.8, label=label)
             if r.get("beta_max"):
                 axn.plot(b, [16 * a["beta"] for a in r["adaptive_rows"]], ":", lw=0.8, label=f"16 x beta ({label})")
+    axn.set_title("N chosen per batch, seed 0", fontsize=9)
     axn.set_xlabel("batch")
     axn.set_ylabel("N chosen")
     axn.set_yscale("log", base=2)
