@@ -29,6 +29,7 @@ import numpy as np
 from hil.simulators.emulator.readings import auto_range, overload
 from hil.simulators.emulator.timing import reading_s
 from hil.simulators.emulator.tsp import TspError, TspInstrument
+from hil.simulators.emulator.world import UnmodelledPulse
 
 CONSTANTS = {
     "OUTPUT_DCAMPS": 0.0, "OUTPUT_DCVOLTS": 1.0, "OUTPUT_OFF": 0.0, "OUTPUT_ON": 1.0, "OUTPUT_HIGH_Z": 2.0,
@@ -268,7 +269,10 @@ class Keithley2600(TspInstrument):
             inst, key = self.world.pulse_smu
             c = self.ch.get(key)
             if inst == self.name and c is not None and c.output and c.func == 1.0 and c.levelv != 0.0:
-                self.world.pulse(c.levelv, float(args[0]) if args else 0.0)  # the level held for the delay
+                try:
+                    self.world.pulse(c.levelv, float(args[0]) if args else 0.0)  # the level held for the delay
+                except UnmodelledPulse as exc:  # queued as a script error is; the line still ends at 0 V
+                    self.push_error(-286, f"TSP Runtime error at line 1: emulator: {exc}")
         return super().call(name, args)
 
     def _printbuffer(self, args: list[Any]) -> None:

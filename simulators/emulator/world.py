@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 
+class UnmodelledPulse(Exception):
+    """A pulse reached a routed cell, but the twin has no `pulse` device model to say what it does."""
+
+
 class World:
     """A station's nodes, wired to emulated instruments, solved by one twin."""
 
@@ -190,11 +194,17 @@ class World:
         return g * volts
 
     def pulse(self, volts: float, width_s: float) -> None:
-        """One programming pulse of `volts` on the routed cell (the twin's pulse device model)."""
+        """One programming pulse of `volts` on the routed cell (the twin's pulse device model).
+
+        UnmodelledPulse when a cell is routed and the twin has no `pulse` model: the cell is left as it is.
+        """
         cell = self.routed_cell()
         if cell is None or volts == 0.0:
             return
         name, i, j = cell
+        if self.twin.devices is None or self.twin.devices.pulses is None:
+            raise UnmodelledPulse(f"no 'pulse' device model in the twin (crossbar.devices): the {volts:g} V pulse "
+                                  f"on {name}[{i},{j}] left the cell as it was")
         mask = torch.zeros(self.topology.blocks[name], dtype=torch.bool)
         mask[i, j] = True
         with self.lock:

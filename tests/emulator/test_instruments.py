@@ -183,3 +183,28 @@ def test_smu_compliance_trip_stops_the_request_and_leaves_the_sources_safe(emu, 
                 xbar.measure(torch.tensor([[0.3, 0.2, -0.2, 0.1], [0.1, -0.1, 0.2, 0.0]]))
         assert fault.fired == 1 and not any(emu.model(name).outputs_on().values())
     assert all((safe := emu.wait_safe()).values()), safe
+
+
+def test_a_pulse_without_a_pulse_model_is_an_error_in_the_queue_and_the_link_stays_up():
+    """A twin with no `pulse` device model cannot say what a pulse does to the routed cell: the emulated
+    2602B queues an error (errorqueue.count / errorqueue.next(), as the 2600B reports a script error), the
+    line runs to its end (the level back at 0 V) and the same connection answers the next command."""
+    from pathlib import Path
+
+    station = load_station(Path(__file__).resolve().parents[2] / "protocols" / "stations" / "memristive_2600_707b.yaml")
+    with Emulator(station, {"sigma": 0.0}, speed=SPEED) as e:
+        with socket.create_connection(("127.0.0.1", e.servers["mtx"].port), timeout=10) as mtx:
+            mtx.sendall(b'channel.exclusiveclose("1A01,1B03") print(channel.getclose("allslots"))\n')
+            assert mtx.makefile("rb").readline().strip() in (b"1A01;1B03", b"1B03;1A01")  # G1[0, 0] routed
+        with socket.create_connection(("127.0.0.1", e.servers["smu_prog"].port), timeout=10) as s:
+            lines = s.makefile("rb")
+            s.sendall(b"smub.source.func=smub.OUTPUT_DCVOLTS smub.source.output=smub.OUTPUT_ON\n")
+            s.sendall(b"smub.source.levelv=0.8 delay(0.0001) smub.source.levelv=0\n")
+            s.sendall(b"print(errorqueue.count)\n")
+            assert float(lines.readline()) == 1.0
+            s.sendall(b'code,msg=errorqueue.next() print(string.format("%d,%s",code,msg))\n')
+            code, _, msg = lines.readline().decode().strip().partition(",")
+            assert int(code) != 0 and "pulse" in msg
+            s.sendall(b"print(smub.source.levelv, errorqueue.count)\n")
+            assert [float(v) for v in lines.readline().split()] == [0.0, 0.0]
+        assert e.world.pulses == 0
