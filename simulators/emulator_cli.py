@@ -40,6 +40,21 @@ def _twin_spec(config: Path | None, sigma: float | None, seed: int | None) -> tu
     return spec, run_seed if seed is None else seed
 
 
+def check_pulse_model(st: Any, station: Path, config: Path | None, has_model: bool) -> None:
+    """A station that programs its cells by pulses needs a twin that says what a pulse does (one line, exit 2)."""
+    from hil.errors import ConfigError
+    from hil.station import PulseProgramming
+
+    if has_model or not isinstance(st.conductances, PulseProgramming):
+        return
+    example = "{kind: pulse, alpha_set: 0.1, alpha_reset: 0.1, v_threshold_v: 0.5, v_ref_v: 1.0}"
+    if config is None:
+        raise ConfigError(f"{station}: conductances.kind: pulse needs a twin with a 'pulse' device model: give "
+                          f"--config RUN.yaml whose crossbar.devices has one, e.g. {example}")
+    raise ConfigError(f"{config}: crossbar.devices: {station} programs its cells by pulses (conductances.kind: "
+                      f"pulse), so the twin needs a 'pulse' device model, e.g. {example}")
+
+
 def parse_fault(text: str) -> tuple[str, str, dict[str, Any]]:
     """`daq:delay:on=READ,after=5,delay_s=3` -> ("daq", "delay", {"on": "READ", "after": 5, "delay_s": 3.0})."""
     from hil.errors import UserError
@@ -119,6 +134,7 @@ def register(app: typer.Typer) -> None:
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             emu = Emulator(st, spec, seed=run_seed, ports=ports, speed=speed, line_hz=line_freq)
+            check_pulse_model(st, station, config, emu.world.pulse_model)  # before anything listens
             try:
                 emu.start()  # stops what it started when a port is taken
             except OSError as exc:

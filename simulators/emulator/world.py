@@ -193,6 +193,11 @@ class World:
             g = float(self.twin.read_conductances()[name][i, j]) * self.g_unit
         return g * volts
 
+    @property
+    def pulse_model(self) -> bool:
+        """Whether the twin says what a programming pulse does to a cell (a `pulse` device model)."""
+        return self.twin.devices is not None and self.twin.devices.pulses is not None
+
     def pulse(self, volts: float, width_s: float) -> None:
         """One programming pulse of `volts` on the routed cell (the twin's pulse device model).
 
@@ -202,7 +207,7 @@ class World:
         if cell is None or volts == 0.0:
             return
         name, i, j = cell
-        if self.twin.devices is None or self.twin.devices.pulses is None:
+        if not self.pulse_model:
             raise UnmodelledPulse(f"no 'pulse' device model in the twin (crossbar.devices): the {volts:g} V pulse "
                                   f"on {name}[{i},{j}] left the cell as it was")
         mask = torch.zeros(self.topology.blocks[name], dtype=torch.bool)

@@ -94,3 +94,33 @@ def test_hil_emulate_refuses_bad_numbers_in_one_line_and_creates_nothing(tmp_pat
             assert not out.exists()
     finally:
         taken.close()
+
+
+def test_hil_emulate_refuses_a_twin_without_a_pulse_model_for_a_pulse_programmed_station(tmp_path, capsys):
+    """Before: the memristive station was served from a twin with no `pulse` model, and the first programming
+    pulse killed the emulated 2602B's connection thread."""
+    import threading
+    from pathlib import Path
+
+    import yaml
+    from hilep_testing import hil
+
+    root = Path(__file__).resolve().parents[2] / "protocols"
+    station = root / "stations" / "memristive_2600_707b.yaml"
+    raw = yaml.safe_load((root / "configs" / "xor1d-2-2-1.yaml").read_text())
+    bare, pulsed = tmp_path / "bare.yaml", tmp_path / "pulsed.yaml"
+    bare.write_text(yaml.safe_dump({**raw, "crossbar": {"kind": "twin", "sigma": 0.0}}))
+    devices = [{"kind": "range", "g_min": 0.01, "g_max": 5.0},
+               {"kind": "pulse", "alpha_set": 0.1, "alpha_reset": 0.1, "v_threshold_v": 0.5, "v_ref_v": 1.0}]
+    pulsed.write_text(yaml.safe_dump({**raw, "crossbar": {"kind": "twin", "sigma": 0.0, "devices": devices}}))
+    out = tmp_path / "emulated.yaml"
+    before = {t.name for t in threading.enumerate()}
+    for args, expected in (([], f"{station}: conductances.kind: pulse needs a twin"),
+                           (["--config", str(bare)], f"{bare}: crossbar.devices: {station} programs")):
+        assert hil("emulate", str(station), "--out", str(out), "--duration-s", "0.1", *args) == 2, args
+        captured = capsys.readouterr()
+        lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0] and "'pulse' device model" in lines[0], lines
+        assert not out.exists() and {t.name for t in threading.enumerate()} == before  # nothing listened
+    assert hil("emulate", str(station), "--config", str(pulsed), "--out", str(out), "--duration-s", "0.1") == 0
+    assert out.exists()
