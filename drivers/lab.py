@@ -248,10 +248,11 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
                     failed[name] = bad
             else:
                 assert self.programmer is not None
-                if not name.startswith("G"):
-                    log.warning("program: %s: a memristive crossbar has no bias sources; not written", name)
-                    failed[name] = value.numel()
-                    achieved[name] = torch.full_like(value, float("nan"))
+                if not name.startswith("G"):  # no bias sources: every node gets 0 A, whatever is asked
+                    if np.any(phys != 0.0):
+                        log.warning("program: %s: a memristive crossbar has no bias sources; not written", name)
+                        failed[name] = int(np.count_nonzero(phys))
+                    achieved[name] = torch.zeros_like(value)
                     continue
                 layer = int(name[1:])
                 rep = self.programmer.program_block(layer, phys)
@@ -281,8 +282,8 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
             elif name.startswith("G"):
                 assert self.programmer is not None
                 arr = self.programmer.read_block(int(name[1:]), shape)  # type: ignore[arg-type]
-            else:
-                out[name] = torch.full(shape, float("nan"), dtype=dtype)
+            else:  # no bias sources: 0 A
+                out[name] = torch.zeros(shape, dtype=dtype)
                 continue
             out[name] = torch.as_tensor(np.asarray(arr) / unit, dtype=dtype)
         return out

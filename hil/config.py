@@ -66,6 +66,10 @@ class DataConfig(Strict):
     train_subset: PositiveInt | None = Field(None, description="use only the first n training images")
     test_subset: PositiveInt | None = Field(None, description="use only the first n test images")
     input_gain: PositiveFloat = Field(480.0, description="volts per unit pixel on the doubled inputs [+x, -x]")
+    input_offsets: tuple[float, float] = Field(
+        (0.0, 0.0), description="features at which the + and - inputs sit at 0 V: gain [x - a, b - x] (default "
+                                "[+x, -x]); unequal a < b let a network without biases bend at fixed points"
+    )
     size: PositiveInt | None = Field(None, description="average-pool images to size x size (digits, IDX sets)")
     tile: PositiveInt = Field(1, description="repeat the features this many times (to fill a board's inputs)")
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="held-out share of iris and digits")
@@ -102,6 +106,10 @@ class NetworkConfig(Strict):
     )
     init_hidden_bias: NonNegativeFloat = Field(
         0.0, description="initial hidden bias: + on the >= 0 half, - on the <= 0 half (keeps small nets' diodes on)"
+    )
+    biases: bool = Field(
+        True, description="learned bias currents on the hidden and output nodes; false: none (every bias stays "
+                          "0 A), the network of a station without bias sources (memristive cells)"
     )
     g_unit: PositiveFloat = 1.0
     v_unit: PositiveFloat = 1.0
@@ -162,6 +170,12 @@ class RunConfig(Strict):
             value = getattr(self.train, key)
             if isinstance(value, list) and len(value) != blocks:
                 raise ValueError(f"train.{key} needs one value per block ({blocks}), got {len(value)}")
+        if not self.network.biases and self.network.init_hidden_bias:
+            raise ValueError("network.init_hidden_bias: a network without biases (network.biases: false) starts "
+                             "none; set it to 0")
+        if not self.network.biases and self.train.eta_bias is not None:
+            raise ValueError("train.eta_bias: a network without biases (network.biases: false) learns none; "
+                             "remove it")
         if not isinstance(self.crossbar.get("kind", "twin"), str):
             raise ValueError("crossbar.kind must be a string such as 'twin'")
         return self

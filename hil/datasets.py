@@ -179,10 +179,16 @@ def load_embedded() -> tuple[Split, Split]:
     return splits[0], splits[1]
 
 
-def to_voltages(images: Tensor, gain: float, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Pixels (uint8 0..255) or features (float, in [0, 1]) become doubled input sources `gain * [+x, -x]` (volts)."""
+def to_voltages(
+    images: Tensor, gain: float, dtype: torch.dtype = torch.float32, offsets: tuple[float, float] = (0.0, 0.0)
+) -> Tensor:
+    """Pixels (uint8 0..255) or features (float, in [0, 1]) become doubled input sources `gain * [x - a, b - x]`
+    (volts; `offsets` (a, b), in feature units, default 0: `gain * [+x, -x]`)."""
     x = images.to(dtype) * (gain / 255.0 if images.dtype == torch.uint8 else gain)
-    return torch.cat([x, -x], dim=1)
+    a, b = offsets
+    if a == b == 0.0:
+        return torch.cat([x, -x], dim=1)
+    return torch.cat([x - a * gain, b * gain - x], dim=1)
 
 
 def one_hot(labels: Tensor, n: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -199,6 +199,11 @@ class Station(_Strict):
     scales: Scales = Field(default_factory=Scales)
     limits: Limits
 
+    @property
+    def bias_sources(self) -> bool:
+        """Whether the station can write bias currents: a conductance board can, pulse-programmed cells cannot."""
+        return isinstance(self.conductances, BoardProgramming)
+
     def problems(self) -> list[str]:
         """Every reference to a missing instrument, or to one that cannot do the job (key: why)."""
         inst = self.instruments

@@ -38,9 +38,10 @@ class TrainData:
     test: Split
     input_gain: float
     readout: Readout = field(default_factory=Readout)
+    input_offsets: tuple[float, float] = (0.0, 0.0)
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
-        return to_voltages(images, self.input_gain)
+        return to_voltages(images, self.input_gain, offsets=self.input_offsets)
 
 
 def readout_for(data: DataConfig) -> Readout:
@@ -56,7 +57,7 @@ def prepare_data(cfg: RunConfig, data_dir: str | None = None) -> TrainData:
     train, test = train.subset(d.train_subset), test.subset(d.test_subset)
     if d.size is not None and d.dataset not in BOARD_TASKS:
         train, test = downsample(train, d.size), downsample(test, d.size)
-    return TrainData(tile(train, d.tile), tile(test, d.tile), d.input_gain, readout_for(d))
+    return TrainData(tile(train, d.tile), tile(test, d.tile), d.input_gain, readout_for(d), d.input_offsets)
 
 
 #: bytes the host holds per conductance during training (crossbar copy, controller copy, update, checkpoint)
@@ -113,6 +114,27 @@ def per_block(value: float | list[float] | None, n: int, default: list[float] | 
     return list(value) if isinstance(value, list) else [float(value)] * n
 
 
+def bias_rates(cfg: RunConfig, eta_w: list[float]) -> list[float]:
+    """The biases' learning rates: 0 for a network without biases (they stay at 0 A), else train.eta_bias or eta."""
+    if not cfg.network.biases:
+        return [0.0] * len(eta_w)
+    return per_block(cfg.train.eta_bias, len(eta_w), eta_w)
+
+
+def check_biases(cfg: RunConfig, source: str) -> None:
+    """A network with biases needs a station that can write them: refused before anything is opened."""
+    station = cfg.crossbar.get("station") if cfg.crossbar.get("kind") == "lab" else None
+    if not cfg.network.biases or station is None:
+        return
+    from hil.station import load_station
+
+    if not load_station(station).bias_sources:
+        msg = (f"{station} has no bias sources (conductances.kind: pulse), so the biases this config learns "
+               "cannot be written; set network.biases: false (no biases; see docs/board.md) or use a station with "
+               "bias sources")
+        raise ConfigError(f"{source}: network.biases: {msg}", key="network.biases", detail=f"network.biases: {msg}")
+
+
 class TrainHooks:
     """Where a training run reports to; the base class keeps epochs in memory only."""
 
@@ -156,7 +178,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
     tc = cfg.train
     depth = xbar.topology.depth
     eta_w = per_block(tc.eta, depth)
-    eta_b = per_block(tc.eta_bias, depth, eta_w)
+    eta_b = bias_rates(cfg, eta_w)
     state = hooks.load()
     if state is None:
         gains = per_block(cfg.network.init_gain, depth)

@@ -21,7 +21,7 @@ from hil.config import RunConfig
 from hil.diagnostics import SignalMonitor
 from hil.ep import ep_step_, initial_conductances
 from hil.interface import Measurement, Nudge
-from hil.protocols.train import N_CLASSES, TrainData, per_block
+from hil.protocols.train import N_CLASSES, TrainData, bias_rates, per_block
 
 SCHEDULE = ("train", "eval", "network")
 
@@ -41,7 +41,7 @@ def train_packed(xbar: Any, cfgs: list[RunConfig], datas: list[TrainData]) -> li
         raise ValueError("train_packed: momentum is not packed (train each such trial alone)")
     tc, depth = cfgs[0].train, xbar.topology.depth
     eta_w = per_block(tc.eta, depth)
-    eta_b = per_block(tc.eta_bias, depth, eta_w)
+    eta_b = bias_rates(cfgs[0], eta_w)
     gains = per_block(cfgs[0].network.init_gain, depth)
     inits = [initial_conductances(xbar.topology, gains, torch.Generator().manual_seed(c.seed)) for c in cfgs]
     xbar.program({k: torch.stack([g[k] for g in inits]) for k in inits[0]})

@@ -46,7 +46,7 @@ def train_command(
     from hil.commands.train_hooks import StoreHooks
     from hil.config import RunConfig, blame_overrides, resolve_config_path, validate_section
     from hil.datasets import choose_root, fingerprint
-    from hil.protocols.train import prepare_data, topology_for, train
+    from hil.protocols.train import check_biases, prepare_data, topology_for, train
     from hil.registry import check_crossbar, open_crossbar
     from hil.runner import Runner, StopRequested, StopWatcher
     from hil.store import Store
@@ -80,6 +80,7 @@ def train_command(
             data = prepare_data(cfg, root)
             topology = topology_for(cfg, data.train.images.shape[1], source)
             check_crossbar(cfg.crossbar, source, topology)  # the section, and a station's fit, before any run exists
+            check_biases(cfg, source)
         kind = cfg.crossbar.get("kind", "twin")
         if estimate or kind != "twin":
             est = _estimate(cfg, data, topology, source, required=estimate)

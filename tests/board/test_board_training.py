@@ -11,7 +11,7 @@ the two runs must predict the same classes up to a point or two near the decisio
 
 from __future__ import annotations
 
-from hilep_board_helpers import CONFIGS, fast_emulator, fast_ramp_station
+from hilep_board_helpers import CONFIGS, STATIONS, fast_emulator, fast_ramp_station
 from hilep_testing import hil, runs
 
 from hil.config import load_config
@@ -64,3 +64,23 @@ def test_xor_over_the_emulated_shipped_station_matches_the_twin(tmp_path, capsys
     assert all(abs(a - b) <= 2 / 40 + 1e-9 for a, b in zip(acc_lab, acc_twin))
     # every training example was read in both phases, every test example once per epoch
     assert reads >= 3 * (48 * 2 + 40)
+
+
+def test_a_config_with_biases_is_refused_on_a_station_without_bias_sources(tmp_path, capsys):
+    """Before: accepted, and over the emulator the first batch stopped with `program: bias b1 needs up to nan A`
+    (the memristive station writes no biases, and the ones it did not write came back as NaN)."""
+    import yaml
+
+    raw = yaml.safe_load(XOR1D.read_text())
+    raw["network"] = {k: v for k, v in raw["network"].items() if k != "biases"} | {"init_hidden_bias": 0.048}
+    raw["train"] = raw["train"] | {"eta_bias": 0.03}
+    raw["data"] = {k: v for k, v in raw["data"].items() if k != "input_offsets"}
+    cfg = tmp_path / "xor1d-biases.yaml"  # the config as it was: hidden biases learned
+    cfg.write_text(yaml.safe_dump(raw))
+    station = STATIONS / "memristive_2600_707b.yaml"
+    ws = tmp_path / "ws"
+    assert hil("train", str(cfg), "--station", str(station), "--workspace", str(ws)) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{cfg}: network.biases: {station} has no bias sources" in lines[0], lines
+    assert "Traceback" not in captured.err and not ws.exists()  # nothing created, nothing opened

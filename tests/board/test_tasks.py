@@ -171,3 +171,34 @@ def load_station_vmax(path) -> float:
     from hil.station import load_station
 
     return load_station(path).limits.v_abs_max
+
+
+def test_offset_inputs_put_each_line_at_zero_at_its_own_feature():
+    v = to_voltages(torch.tensor([[0.0], [0.5], [1.0]]), 0.4, offsets=(0.25, 0.75))
+    torch.testing.assert_close(v, torch.tensor([[-0.1, 0.3], [0.1, 0.1], [0.3, -0.1]]))
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [({"network": {"biases": False, "init_hidden_bias": 0.05}}, "network.init_hidden_bias: a network without biases"),
+     ({"network": {"biases": False}, "train": {"eta_bias": 0.03}}, "train.eta_bias: a network without biases")],
+)
+def test_a_network_without_biases_refuses_bias_settings(section, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_section(RunConfig, section, "test.yaml")
+
+
+def test_a_network_without_biases_keeps_them_at_zero():
+    from hil.protocols.train import train
+    from hil.simulators.twin import TwinCrossbar
+
+    c = validate_section(RunConfig, {"data": {"dataset": "xor1d", "readout": "binary", "target_v": 0.05,
+                                              "target_off_v": -0.05, "input_gain": 0.4, "input_offsets": [0.25, 0.75],
+                                              "train_subset": 8, "test_subset": 8},
+                                     "network": {"hidden": [2], "g_min": 0.01, "g_max": 5.0, "biases": False},
+                                     "train": {"epochs": 1, "batch_size": 4, "eta": 0.5}}, "test.yaml")
+    data = prepare_data(c)
+    xbar = TwinCrossbar(topology_for(c, 1))
+    train(xbar, c, data)
+    g = xbar.read_conductances()
+    assert torch.equal(g["b1"], torch.zeros(2)) and torch.equal(g["b2"], torch.zeros(1))
