@@ -66,6 +66,22 @@ def test_xor_over_the_emulated_shipped_station_matches_the_twin(tmp_path, capsys
     assert reads >= 3 * (48 * 2 + 40)
 
 
+def test_xor1d_trains_over_the_emulated_memristive_station_without_biases(tmp_path):
+    """The shipped config on its shipped station, cells programmed by pulses through the 707B: before, the
+    first batch stopped (`bias b1 needs up to nan A`).  A threshold on the one feature gets at most 75 %."""
+    subset = ["--set", "data.train_subset=20", "--set", "data.test_subset=40", "--set", "train.epochs=1", "--quiet"]
+    cfg, _ = load_config(str(XOR1D))
+    station = fast_ramp_station("memristive_2600_707b.yaml", tmp_path)
+    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
+        emulated = emu.write_station(tmp_path / "emulated.yaml")
+        assert hil("train", str(XOR1D), "--station", str(emulated), "--workspace", str(tmp_path / "lab"), *subset) == 0
+        pulses = emu.world.pulses
+        assert {n: list(m.errors) for n, m in emu.models.items() if m.errors} == {}
+    (run,) = runs(tmp_path / "lab")
+    assert run["status"] == "completed" and pulses > 0
+    assert run["epochs"][-1]["test_acc"] > 0.75
+
+
 def test_a_config_with_biases_is_refused_on_a_station_without_bias_sources(tmp_path, capsys):
     """Before: accepted, and over the emulator the first batch stopped with `program: bias b1 needs up to nan A`
     (the memristive station writes no biases, and the ones it did not write came back as NaN)."""
