@@ -47,12 +47,13 @@ def check_pulse_model(st: Any, station: Path, config: Path | None, has_model: bo
 
     if has_model or not isinstance(st.conductances, PulseProgramming):
         return
-    example = "{kind: pulse, alpha_set: 0.1, alpha_reset: 0.1, v_threshold_v: 0.5, v_ref_v: 1.0}"
+    example = ("[{kind: range, g_min: 0.01, g_max: 5.0}, {kind: pulse, alpha_set: 0.1, alpha_reset: 0.1, "
+               "v_threshold_v: 0.5, v_ref_v: 1.0}]")
     if config is None:
         raise ConfigError(f"{station}: conductances.kind: pulse needs a twin with a 'pulse' device model: give "
-                          f"--config RUN.yaml whose crossbar.devices has one, e.g. {example}")
+                          f"--config RUN.yaml whose crossbar.devices has one, e.g. devices: {example}")
     raise ConfigError(f"{config}: crossbar.devices: {station} programs its cells by pulses (conductances.kind: "
-                      f"pulse), so the twin needs a 'pulse' device model, e.g. {example}")
+                      f"pulse), so the twin needs a 'pulse' device model, e.g. devices: {example}")
 
 
 def parse_fault(text: str) -> tuple[str, str, dict[str, Any]]:
