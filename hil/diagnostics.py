@@ -152,6 +152,28 @@ def summary_text(layers: list[dict[str, Any]]) -> str:
     return "EP signal " + ", ".join(parts)
 
 
+TOL_SHARE = 0.1  # a solver tolerance above this share of a layer's EP signal makes the update inexact
+
+
+def tolerance_warning(layers: list[dict[str, Any]], tol_v: float) -> str | None:
+    """A warning when the twin's solver tolerance is a sizeable share of some layer's EP signal.
+
+    The solver stops when no node moves by more than tol_v in a sweep, so each phase's
+    equilibrium is off by about that much; the EP update is a difference of two phases, and a
+    recipe whose signal is only ~10 tolerances (small boards at mV targets) learns partly from
+    the solver's rounding (digits-32-16-10 at the default 1e-6 V: its 1e-5 V hidden signal).
+    """
+    depth = len(layers)
+    weak = [(r, r["signal_median"]) for r in layers if r["signal_median"] is not None
+            and 0.0 < r["signal_median"] < tol_v / TOL_SHARE]
+    if not weak:
+        return None
+    r, sig = min(weak, key=lambda t: t[1])
+    return (f"crossbar.tol_v = {tol_v:.3g} V is {tol_v / sig:.0%} of the {layer_name(r['layer'], depth)} EP signal "
+            f"({sig:.2g} V): the twin's equilibria are that inexact for this recipe; set crossbar.tol_v to "
+            f"{sig * TOL_SHARE / 100:.0e} or less (a few more sweeps per phase)")
+
+
 def predict_onset(signal_v: float, snr_crit: float, n_samples: int = 1, batch_size: int = REF_BATCH) -> float:
     """Read noise per sample at which a layer's update SNR falls to `snr_crit`.
 

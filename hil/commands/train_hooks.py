@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hil.diagnostics import summary_text
+from hil.diagnostics import summary_text, tolerance_warning
 from hil.interface import SupportsDescribe
 from hil.protocols.train import TrainHooks
 from hil.runner import Runner
@@ -35,6 +35,8 @@ class StoreHooks(TrainHooks):
         super().__init__()
         self.store, self.run_id, self.runner, self.n_epochs = store, run_id, runner, epochs
         self._describe = xbar.describe if isinstance(xbar, SupportsDescribe) else None  # a board's station
+        twin = getattr(xbar, "config", None)  # a twin's solver stops at tol_v unless it runs fixed sweeps
+        self._tol_v = getattr(twin, "tol_v", None) if getattr(twin, "fixed_iterations", 1) is None else None
         self._live: list[dict[str, Any]] = []
         self._flushed = time.monotonic()
         self._position: dict[str, Any] = {}
@@ -93,6 +95,10 @@ class StoreHooks(TrainHooks):
             + (f" | {summary_text(row['signal'])}" if row.get("signal") else ""),
             highlight=False,
         )
+        warning = tolerance_warning(row.get("signal") or [], self._tol_v) if self._tol_v else None
+        if warning:
+            console.print(f"warning: {warning}", style="yellow", highlight=False)
+            self._tol_v = None  # once per run
 
     def save(self, state: dict[str, Any]) -> None:
         self._flush()

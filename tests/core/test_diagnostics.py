@@ -97,3 +97,35 @@ def test_checkpointed_monitor_state_round_trips():
 def test_onset_prediction_scales_with_sqrt_n():
     assert predict_onset(1e-4, 2.0) == pytest.approx(5e-5)
     assert predict_onset(1e-4, 2.0, 16) == pytest.approx(2e-4)
+
+
+def layer(layer: int, signal: float | None) -> dict:
+    return {"layer": layer, "signal_median": signal, "snr": None, "noise": 0.0}
+
+
+def test_a_solver_tolerance_over_a_tenth_of_a_layer_signal_is_named_with_the_key_and_a_value():
+    from hil.diagnostics import tolerance_warning
+
+    assert tolerance_warning([layer(1, 1.1e-5), layer(2, 1e-4)], 1e-6) is None  # 9 %: quiet
+    assert tolerance_warning([layer(1, None), layer(2, 1e-4)], 1e-6) is None  # no active node: nothing to judge
+    msg = tolerance_warning([layer(1, 9.5e-6), layer(2, 1e-4)], 1e-6)
+    assert msg is not None and msg.startswith("crossbar.tol_v = 1e-06 V is 11% of the h1 EP signal")
+    assert "set crossbar.tol_v to 1e-08 or less" in msg
+
+
+def test_hil_train_warns_once_when_the_twin_solver_is_too_loose_for_the_recipe(tmp_path, capsys):
+    # digits-32-16-10 has a ~1e-5 V hidden signal: 3e-6 V is ~30 % of it (warned after epoch 1, not again)
+    from hilep_testing import hil
+
+    assert hil("train", "digits-32-16-10", "--workspace", str(tmp_path), "--set", "crossbar.tol_v=3e-6",
+               "--set", "train.epochs=2", "--set", "data.train_subset=200", "--quiet") == 0
+    assert capsys.readouterr().out.count("warning: crossbar.tol_v = 3e-06 V") == 1
+
+
+@pytest.mark.parametrize("name", ["digits-32-16-10", "mnist4-32-16-10"])
+def test_board_recipes_with_1e_5_v_signals_ship_a_solver_tolerance_far_below_it(name):
+    # their hidden EP signal is ~1e-5 V (docs/board.md); the default 1e-6 V would be 10 % of it
+    from hil.config import load_config
+
+    cfg, _ = load_config(name)
+    assert cfg.crossbar["tol_v"] <= 1e-8  # the crossbar section is validated by its kind (TwinConfig)
