@@ -7,8 +7,11 @@ the instrument receives; `after` matching messages go through untouched, then th
 fault fires on the next `times` matching messages.  Kinds:
 
 - `drop`: the connection closes instead of answering (the message is lost);
-- `delay`: the reply goes out `delay_s` later (past the client's timeout: the client
-  gives up, and a reply that comes after the client reconnected is never seen);
+- `delay`: the reply goes out `delay_s` later, and the messages after it on that connection
+  wait for it (a slow instrument still answers in order); past the client's timeout the
+  client gives up, and a reply that comes after the client reconnected is never seen;
+- `hang`: the instrument reads the message and answers nothing (a hung or dead instrument
+  whose link is still up; with `times` large, every later message, on any connection);
 - `garble`: the reply's bytes are replaced by unreadable ones (same length, terminator kept);
 - `truncate`: only the first half of the reply is sent, then the terminator;
 - `error`: the message is executed, then `error` (code, message) is put in the queue;
@@ -25,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["drop", "delay", "garble", "truncate", "error", "trip", "reboot"]
-KINDS = ("drop", "delay", "garble", "truncate", "error", "trip", "reboot")
+FaultKind = Literal["drop", "delay", "hang", "garble", "truncate", "error", "trip", "reboot"]
+KINDS = ("drop", "delay", "hang", "garble", "truncate", "error", "trip", "reboot")
 
 
 @dataclass

@@ -142,6 +142,8 @@ class InstrumentServer:
                 self.conns.discard(conn)
             _close(conn)
             return False
+        if "hang" in kinds:
+            return True
         reply = self.model.handle(msg)
         if "error" in kinds:
             self.model.push_error(*kinds["error"].error)
@@ -151,23 +153,15 @@ class InstrumentServer:
             reply = garble(reply)
         if "truncate" in kinds:
             reply = truncate(reply)
-        if "delay" in kinds:
-            t = threading.Timer(kinds["delay"].delay_s, self._send_late, args=(conn, reply))
-            t.daemon = True
-            t.start()
-            return True
+        if "delay" in kinds:  # this connection's next messages wait: replies keep their order
+            self.stopped.wait(kinds["delay"].delay_s)
+            if not self._alive(conn) or self.stopped.is_set():
+                return False
         try:
             conn.sendall(reply)
         except OSError:
             return False
         return True
-
-    def _send_late(self, conn: socket.socket, reply: bytes) -> None:
-        if self._alive(conn) and not self.stopped.is_set():
-            try:
-                conn.sendall(reply)
-            except OSError:
-                pass
 
 
 def _close(conn: socket.socket) -> None:

@@ -78,3 +78,45 @@ def test_run_stops_cleanly_then_resumes(emulator, tmp_path, instrument, kind, ho
     assert run["status"] == "completed"
     assert_every_batch_once(run)
     assert all(emulator.wait_safe().values())
+
+
+def _lines(sock, n: int) -> list[str]:
+    buf = b""
+    while buf.count(b"\n") < n:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode("latin-1").splitlines()
+
+
+def test_a_late_reply_keeps_its_place_in_the_reply_order(emulator):
+    """A slow instrument answers its queries in the order it got them: the late reply is not overtaken."""
+    import socket
+
+    emulator.inject("daq", "delay", on=r"\*IDN\?", delay_s=0.5)
+    with socket.create_connection(("127.0.0.1", emulator.servers["daq"].port), timeout=10) as s:
+        s.sendall(b"*IDN?\n*ESR?\n")
+        idn, esr = _lines(s, 2)
+    assert "DAQ970A" in idn
+    assert int(esr) & 128  # the power-on bit: the reply to *ESR?, after the late one
+
+
+def test_a_hung_instrument_reads_its_messages_and_answers_none(emulator):
+    """`hang`: from the fault on, the instrument answers nothing, on this connection or a new one."""
+    import socket
+
+    fault = emulator.inject("daq", "hang", after=1, times=1000)
+    port = emulator.servers["daq"].port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"*IDN?\n")
+        assert "DAQ970A" in _lines(s, 1)[0]
+        s.sendall(b"*IDN?\n")
+        s.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            s.recv(4096)
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+        s.sendall(b"*ESR?\n")
+        with pytest.raises(TimeoutError):
+            s.recv(4096)
+    assert fault.fired == 2
