@@ -61,6 +61,16 @@ class SafeInstrument:
     def _init_safe(self) -> None:
         self.last_levels: dict[str, float] = {}
         self.cleanup_failures: list[str] = []
+        self.last_command = ""  # what a timeout or a lost link was waiting on: named in the error a user sees
+
+    def write(self, command: str, **kwargs: Any) -> None:
+        self.last_command = command
+        super().write(command, **kwargs)  # type: ignore[misc]
+
+    def write_bytes(self, content: bytes, **kwargs: Any) -> None:
+        head = content[:60].split(b"#", 1)[0].split(b" ", 1)[0].decode("latin-1").strip()
+        self.last_command = f"{head} <{len(content)} bytes>" if head else f"<{len(content)} bytes>"
+        super().write_bytes(content, **kwargs)  # type: ignore[misc]
 
     def identify(self) -> str:
         """Get the identification string (*IDN?)."""

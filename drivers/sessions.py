@@ -19,7 +19,7 @@ import numpy as np
 
 from hil.drivers.base import InstrumentError, ReplyError
 from hil.drivers.ratings import check_ratings, model_ratings
-from hil.errors import ConfigError
+from hil.errors import ConfigError, UserError
 from hil.station import BoardProgramming, InstrumentSpec
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,14 @@ def open_session(name: str, spec: InstrumentSpec, source: str):
     try:
         adapter = VISAAdapter(spec.address, visa_library=library, **kwargs)
     except Exception as exc:
-        raise ConfigError(
-            f"{source}: instruments.{name}.address: cannot open {spec.address!r} ({_reason(exc)})"
-        ) from None
+        detail = f"cannot open {spec.address!r} ({_reason(exc)})"
+        raise ConfigError(f"{source}: instruments.{name}.address: {detail}", detail=detail) from None
     if "SOCKET" in spec.address.upper():
         refused = socket_error(adapter.connection)
         if refused:
             _close_adapter_only(adapter)
-            raise ConfigError(f"{source}: instruments.{name}.address: cannot connect to {spec.address!r} "
-                              f"({os.strerror(refused)})")
+            detail = f"cannot connect to {spec.address!r} ({os.strerror(refused)})"
+            raise ConfigError(f"{source}: instruments.{name}.address: {detail}", detail=detail)
         set_nodelay(adapter.connection)
     return adapter
 
@@ -157,6 +156,16 @@ def _reason(exc: BaseException) -> str:
     return text[:160]
 
 
+def _brief(exc: BaseException) -> str:
+    """`_reason`, with pyvisa's timeout text cut to one word."""
+    text = _reason(exc)
+    return "timeout" if text.startswith("VI_ERROR_TMO") else text
+
+
+class NotReconnected(ConnectionError):
+    """The session could not be replaced (no connection, or the restart check got no answer); says why."""
+
+
 def _close_adapter(inst: Any) -> None:
     try:
         inst.adapter.close()
@@ -168,13 +177,23 @@ class InstrumentRestarted(InstrumentError):
     """An instrument came back from a restart (power cycle, reboot) and lost what it was told."""
 
 
+class LinkError(InstrumentError, UserError):
+    """An instrument that stopped answering usably and did not come back in the retries: one line, exit 2.
+
+    The user's to check (power, cable, address); the run has stopped and, like any failed run, is resumable.
+    """
+
+
 def _is_retryable(exc: BaseException) -> bool:
     """Worth a fresh session and one more try: a dropped link, a timeout, an unreadable reply.
 
     Every operation LabCrossbar retries is idempotent (absolute levels, whole blocks, reads).
     """
-    if isinstance(exc, (ReplyError, UnicodeDecodeError)) or _is_dropped(exc):
-        return True
+    return isinstance(exc, (ReplyError, UnicodeDecodeError)) or _is_dropped(exc) or _is_timeout(exc)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A VISA timeout: the reply may still come, late, on that session."""
     try:
         from pyvisa import constants, errors
 
@@ -246,27 +265,62 @@ class SessionsMixin:
 
 
     def _call(self, name: str, fn: Callable[[], T]) -> T:
-        """Run one instrument operation; reopen a dropped session with back-off and retry."""
+        """Run one instrument operation; after a timeout or a lost link, a fresh session (back-off) and a retry.
+
+        A fresh session, not `clear()`, is what makes a late reply harmless: on a TCPIP SOCKET
+        pyvisa-py's `clear()`/`flush()` only drop the bytes that have already arrived (it waits
+        100 ms for more) and send nothing to the instrument, so a reply the instrument is still
+        working on (a long scan) would come after them and answer the next query.  A new TCP
+        connection starts with no bytes at all; what the instrument sends on the old one is lost.
+        Retries that run out raise `LinkError`: one line naming the instrument, its address and
+        what it did not answer.
+        """
         tries = self.station.instruments[name].reconnect_tries if name in self.station.instruments else 0
         delay = 0.2
-        reopened = True
+        unusable: str | None = None  # why there is no working session now
+        first: tuple[str, BaseException] | None = None
         for attempt in range(tries + 1):
             try:
-                if not reopened:
-                    raise ConnectionError(f"{name}: not reconnected")
+                if unusable is not None:
+                    raise NotReconnected(unusable)
                 return fn()
             except Exception as exc:
-                if attempt == tries or not _is_retryable(exc):
+                if not _is_retryable(exc):
                     raise
+                if first is None:
+                    first = (getattr(self.instruments[name], "last_command", ""), exc)
+                if attempt == tries:
+                    raise self._link_error(name, first, exc, attempt) from None
                 log.warning("%s: %s (%s); reconnecting in %.1f s and retrying", name,
                             "session dropped" if _is_dropped(exc) else "no usable reply", _reason(exc), delay)
                 time.sleep(delay)
                 delay *= 2
-                reopened = self._reopen(name)
+                unusable = self._reopen(name)
         raise AssertionError("unreachable")
 
-    def _reopen(self, name: str) -> bool:
-        """A fresh session (a late reply to the old one is never read); raises if the instrument restarted."""
+    def _link_error(self, name: str, first: tuple[str, BaseException], last: BaseException,
+                    reconnects: int) -> LinkError:
+        """The one line a user gets when an instrument stopped answering: which, where, what, what to check."""
+        spec = self.station.instruments.get(name)
+        where = f"{name} ({spec.kind} at {spec.address})" if spec else name
+        command, exc = first
+        cmd = f" {command[:60]!r}" if command else ""
+        if _is_dropped(exc):
+            what = f"the connection dropped at{cmd}" if cmd else "the connection dropped"
+        elif isinstance(exc, (ReplyError, UnicodeDecodeError)):
+            what = f"no readable reply to{cmd} ({_reason(exc)})" if cmd else f"no readable reply ({_reason(exc)})"
+        else:
+            what = f"no reply to{cmd} within the timeout" if cmd else "no reply within the timeout"
+        then = f", nor after {reconnects} reconnect{'s' if reconnects != 1 else ''} (last: {_brief(last)})" \
+            if reconnects else ""
+        return LinkError(f"{self.source}: instruments.{where}: {what}{then}; check that it is on and answers at "
+                         "that address (power, cable or LAN, the address), then resume the run")
+
+    def _reopen(self, name: str) -> str | None:
+        """A fresh session (a late reply to the old one is never read); None when it works, else why not.
+
+        Raises InstrumentRestarted if the instrument restarted.
+        """
         inst = self.instruments[name]
         spec = self.station.instruments[name]
         _close_adapter(inst)
@@ -274,28 +328,36 @@ class SessionsMixin:
             inst.adapter = open_session(name, spec, self.source)
         except ConfigError as exc:
             log.warning("%s: reconnect failed: %s", name, exc)
-            return False
+            return exc.detail
         try:
             self._check_restart(name)
         except InstrumentRestarted:
             raise
         except Exception as exc:  # the fresh session failed too: the next attempt reopens again
             log.warning("%s: reconnected, but the restart check failed: %s", name, _reason(exc))
-            return False
-        return True
+            return f"reconnected, but no answer to the restart check: {_brief(exc)}"
+        return None
 
     def _clear_power_on(self, name: str, inst: Any) -> bool:
         """Read (and so clear) `*ESR?` at open; True when the instrument answers it with a number."""
         if self.station.instruments[name].kind == "conductance_board" or "SOCKET" not in \
                 self.station.instruments[name].address.upper():
             return False
+        spec = self.station.instruments[name]
         try:
-            with inst.short_timeout(self.station.instruments[name].cleanup_timeout_s):
+            with inst.short_timeout(spec.cleanup_timeout_s):
                 int(inst.ask("*ESR?").strip())
             return True
         except Exception as exc:
-            log.debug("%s: no *ESR? (%s); restarts are not detected by its power-on bit", name, _reason(exc))
-            return False
+            if not _is_timeout(exc):
+                log.debug("%s: no *ESR? (%s); restarts are not detected by its power-on bit", name, _reason(exc))
+                return False
+        # a reply that comes late would answer the next query: that session is not used again
+        log.warning("%s: no *ESR? reply within %g s; restarts are not detected by its power-on bit", name,
+                    spec.cleanup_timeout_s)
+        _close_adapter(inst)
+        inst.adapter = open_session(name, spec, self.source)
+        return False
 
     def _check_restart(self, name: str) -> None:
         """After a reconnect: did the instrument restart (and lose its state)?  Raises InstrumentError if so.
