@@ -185,6 +185,20 @@ class ConductanceBoard(SafeInstrument, SCPIMixin, Instrument):
                 values = parse_ascii(self.ask(f"G:GET:ASC? {block}"), n, self.name)
         return values.reshape(shape)
 
+    def levels_lost(self) -> bool:
+        """Whether the DACs hold other levels than were sent: a write lost with the link, or the watchdog
+        (`board_scpi.md`: a host link lost for over 2 s puts every DAC at 0 V and the outputs off, and
+        keeps the blocks).
+
+        With every level sent at 0 V a watchdog trip cannot be seen here (the dialect has no `OUTP?`).
+        """
+        n = self.dac.size
+        if not n:
+            return False
+        with self.timeout_for(self.timing.estimate_write_s(15 * n)):
+            held = parse_ascii(self.ask("SOUR:VOLT:ASC?"), n, self.name)
+        return bool(np.any(np.abs(held - self.dac) > 1e-3 + 1e-3 * np.abs(self.dac)))
+
     def ramp_down_commands(self, max_step: float) -> Iterator[bytes | str]:
         start = self.dac.copy()
         if not start.size or not np.any(start):

@@ -63,7 +63,6 @@ IDN_HINTS = {
 }
 
 
-
 def make_driver(name: str, spec: InstrumentSpec, adapter: Any, classes: dict[str, type] | None = None) -> Any:
     """The driver of one instrument on an open adapter, with the station's timeouts and line frequency."""
     inst = (classes or driver_classes())[spec.kind](adapter, name=name, binary=spec.transfer == "binary")
@@ -173,8 +172,9 @@ def _close_adapter(inst: Any) -> None:
         log.debug("%s: close failed: %s", getattr(inst, "name", inst), exc)
 
 
-class InstrumentRestarted(InstrumentError):
-    """An instrument came back from a restart (power cycle, reboot) and lost what it was told."""
+class InstrumentRestarted(InstrumentError, UserError):
+    """An instrument came back from a restart (power cycle, reboot, a board's watchdog) and lost what it was
+    told: one line, exit 2; the run stops, resumable."""
 
 
 class LinkError(InstrumentError, UserError):
@@ -216,8 +216,6 @@ def _is_dropped(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         pass
     return False
-
-
 
 
 class SessionsMixin:
@@ -263,7 +261,6 @@ class SessionsMixin:
             self._esr_ok[name] = self._clear_power_on(name, inst)
         check_ratings(self.station, self.source, model_ratings(self.station, self.idn, self.source))
 
-
     def _call(self, name: str, fn: Callable[[], T]) -> T:
         """Run one instrument operation; after a timeout or a lost link, a fresh session (back-off) and a retry.
 
@@ -301,8 +298,6 @@ class SessionsMixin:
     def _link_error(self, name: str, first: tuple[str, BaseException], last: BaseException,
                     reconnects: int) -> LinkError:
         """The one line a user gets when an instrument stopped answering: which, where, what, what to check."""
-        spec = self.station.instruments.get(name)
-        where = f"{name} ({spec.kind} at {spec.address})" if spec else name
         command, exc = first
         cmd = f" {command[:60]!r}" if command else ""
         if _is_dropped(exc):
@@ -313,8 +308,13 @@ class SessionsMixin:
             what = f"no reply to{cmd} within the timeout" if cmd else "no reply within the timeout"
         then = f", nor after {reconnects} reconnect{'s' if reconnects != 1 else ''} (last: {_brief(last)})" \
             if reconnects else ""
-        return LinkError(f"{self.source}: instruments.{where}: {what}{then}; check that it is on and answers at "
-                         "that address (power, cable or LAN, the address), then resume the run")
+        return LinkError(f"{self._where(name)}: {what}{then}; check that it is on and answers at that address "
+                         "(power, cable or LAN, the address), then resume the run")
+
+    def _where(self, name: str) -> str:
+        """`STATION: instruments.NAME (KIND at ADDRESS)`, how an error names an instrument."""
+        spec = self.station.instruments.get(name)
+        return f"{self.source}: instruments.{name} ({spec.kind} at {spec.address})" if spec else name
 
     def _reopen(self, name: str) -> str | None:
         """A fresh session (a late reply to the old one is never read); None when it works, else why not.
@@ -362,8 +362,9 @@ class SessionsMixin:
     def _check_restart(self, name: str) -> None:
         """After a reconnect: did the instrument restart (and lose its state)?  Raises InstrumentError if so.
 
-        A board must still hold the blocks written to it; an IEEE 488.2 instrument must not show the
-        power-on bit (PON, 128) of `*ESR?`, which was cleared at open.
+        A board must still hold the DAC levels and the blocks written to it (its watchdog keeps the
+        blocks but not the levels); an IEEE 488.2 instrument must not show the power-on bit (PON, 128)
+        of `*ESR?`, which was cleared at open.
         """
         inst = self.instruments[name]
         prog = self.station.conductances
@@ -379,12 +380,13 @@ class SessionsMixin:
         elif self._esr_ok.get(name):
             lost = bool(int(inst.ask("*ESR?").strip()) & 128)
         if lost:
-            raise InstrumentRestarted(f"{name}: restarted while in use (its state is lost); stopping. Check it, then "
-                                  "resume the run")
-
+            raise InstrumentRestarted(f"{self._where(name)}: restarted while in use (its state is lost); stopping. "
+                                      "Check it, then resume the run")
+        if hasattr(inst, "levels_lost") and inst.levels_lost():
+            raise InstrumentRestarted(f"{self._where(name)}: its DAC levels are not those sent (a write lost with "
+                                      "the link, or its watchdog: 0 V and outputs off after the link was lost for "
+                                      "over 2 s); stopping. Check it, then resume the run")
 
     def _close_sessions(self) -> None:
         for inst in self.instruments.values():
             _close_adapter(inst)
-
-

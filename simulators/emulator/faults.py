@@ -17,7 +17,10 @@ fault fires on the next `times` matching messages.  Kinds:
 - `error`: the message is executed, then `error` (code, message) is put in the queue;
 - `trip`: a compliance trip just before the message runs (outputs off, an error queued);
 - `reboot`: the instrument restarts (state back to power-on, error queue cleared,
-  PON set), every connection closes, and connects are refused for `boot_s`.
+  PON set), every connection closes, and connects are refused for `boot_s`;
+- `unplug`: the link goes down for `down_s` (the message is lost, every connection closes,
+  connects are refused) and comes back; the instrument keeps its state, but what it does
+  when its host is gone (the board's watchdog) it does.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["drop", "delay", "hang", "garble", "truncate", "error", "trip", "reboot"]
-KINDS = ("drop", "delay", "hang", "garble", "truncate", "error", "trip", "reboot")
+FaultKind = Literal["drop", "delay", "hang", "garble", "truncate", "error", "trip", "reboot", "unplug"]
+KINDS = ("drop", "delay", "hang", "garble", "truncate", "error", "trip", "reboot", "unplug")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Fault:
     times: int = 1
     delay_s: float = 3.0
     boot_s: float = 0.3
+    down_s: float = 2.5
     error: tuple[int, str] = (-310, "System error; injected")
     seen: int = 0
     fired: int = 0

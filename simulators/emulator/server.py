@@ -67,10 +67,14 @@ class InstrumentServer:
         for c in conns:
             _close(c)
 
+    def unplug(self, down_s: float) -> None:
+        """The link down for `down_s`: connections closed, connects refused; the instrument keeps its state."""
+        self.down_until = time.monotonic() + down_s
+        self.close_connections()
+
     def reboot(self, boot_s: float) -> None:
         """Power cycle: state lost, connections closed, connects refused while booting."""
-        self.down_until = time.monotonic() + boot_s
-        self.close_connections()
+        self.unplug(boot_s)
         self.model.power_cycle()
 
     # --- threads --------------------------------------------------------------------------------
@@ -133,6 +137,10 @@ class InstrumentServer:
         if "reboot" in kinds:
             log.warning("emulator: %s reboots (fault)", self.model.name)
             self.reboot(kinds["reboot"].boot_s)
+            return False
+        if "unplug" in kinds:
+            log.warning("emulator: %s's link is down for %g s (fault)", self.model.name, kinds["unplug"].down_s)
+            self.unplug(kinds["unplug"].down_s)
             return False
         if "trip" in kinds:
             self.model.trip()

@@ -59,10 +59,16 @@ STOPPED = [
 
 
 @pytest.mark.parametrize("instrument,kind,how", STOPPED, ids=[f"{i}-{k}" for i, k, _ in STOPPED])
-def test_run_stops_cleanly_then_resumes(emulator, tmp_path, instrument, kind, how):
+def test_run_stops_cleanly_then_resumes(emulator, tmp_path, instrument, kind, how, capsys):
     fault = emulator.inject(instrument, kind, **how)
-    with pytest.raises(InstrumentError):
-        train(emulator, tmp_path / "ws")
+    if kind == "reboot":  # the user's to check: one line, exit 2
+        assert train(emulator, tmp_path / "ws") == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert f"instruments.{instrument} (" in err and "restarted while in use" in err and "resume" in err, err
+    else:
+        with pytest.raises(InstrumentError):
+            train(emulator, tmp_path / "ws")
     assert fault.fired == 1
     # the safe state, as the instruments hold it: every DAC at 0 V, outputs and nudge off
     board = emulator.model("board")

@@ -102,3 +102,22 @@ def test_a_daq_that_stops_answering_ends_the_run_in_one_line_exit_2_sources_safe
     assert not board.output and not board.dac.any()
     (run,) = runs(tmp_path / "ws")
     assert run["status"] == "failed"
+
+
+def test_a_board_whose_watchdog_tripped_while_the_link_was_down_stops_the_run(quiet):
+    """The board's link lost for more than 2 s (a cable, a starved host) trips its watchdog: DACs at 0 V,
+    outputs off, the blocks kept.  Reads of the undriven network must never be passed on as a measurement."""
+    from hil.drivers.base import InstrumentError
+
+    station = quiet.station.model_copy(update={"instruments": {
+        name: spec.model_copy(update={"reconnect_tries": 8}) for name, spec in quiet.station.instruments.items()}})
+    x = inputs(1)
+    with LabCrossbar(TOPO, station, source=str(quiet.station_path)) as xbar:
+        program(xbar)
+        ref = voltages(xbar, x)
+        fault = quiet.inject("board", "unplug", on=r"^SOUR:VOLT", down_s=2.5)  # at the next level written
+        with pytest.raises(InstrumentError, match="watchdog"):
+            got = voltages(xbar, x)
+            assert [torch.equal(a, b) for a, b in zip(got, ref)] == [True, True]  # (what it read, before the fix)
+    assert fault.fired == 1 and quiet.model("board").watchdog_trips == 1
+    assert all(quiet.wait_safe().values())
