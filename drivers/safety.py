@@ -132,24 +132,22 @@ class SafetyMixin:
             self._call(inst, lambda i=self.instruments[inst]: i.raise_errors("source levels"))
 
     def _connect_nudge(self, beta_s: float) -> None:
+        """Tie the outputs to their nudge sources; through `_call` (a lost link is retried, like a read)."""
         cond = self.station.nudge.conductance  # type: ignore[union-attr]
         if isinstance(cond, BoardConductance):
-            board = self.instruments[cond.instrument]
-            board.nudge_conductance = beta_s
-            board.nudge_enabled = True
-            board.raise_errors("nudge")
+            self._call(cond.instrument, lambda b=self.instruments[cond.instrument]: _nudge_on(b, beta_s))
         elif cond.switch:
             by_matrix = self._by_instrument(expand_refs(cond.switch))
             for name, chans in by_matrix.items():
-                self.instruments[name].route(chans)
+                self._call(name, lambda m=self.instruments[name], c=chans: m.route(c))
 
     def _disconnect_nudge(self) -> None:
         cond = self.station.nudge.conductance  # type: ignore[union-attr]
         if isinstance(cond, BoardConductance):
-            self.instruments[cond.instrument].nudge_enabled = False
+            self._call(cond.instrument, lambda b=self.instruments[cond.instrument]: setattr(b, "nudge_enabled", False))
         elif cond.switch:
             for name in self._by_instrument(expand_refs(cond.switch)):
-                self.instruments[name].open_all()
+                self._call(name, self.instruments[name].open_all)
 
     def safe_state(self) -> None:
         """Every source ramped to 0 V and off, switches open: writes only, bounded in time; never raises."""
@@ -180,6 +178,13 @@ class SafetyMixin:
                 signal.signal(signal.SIGINT, previous_sigint)
         self.cleanup_failures = failures
 
+
+
+def _nudge_on(board: Any, beta_s: float) -> None:
+    """The board's nudge conductance set and connected, its error queue read (idempotent: retried as one)."""
+    board.nudge_conductance = beta_s
+    board.nudge_enabled = True
+    board.raise_errors("nudge")
 
 
 def _cleanup_rank(inst: Any) -> int:

@@ -35,6 +35,8 @@ RECOVERED = [
     ("board", "garble", {"on": r"G:GET\?", "after": 3}),
     ("board", "truncate", {"on": r"G:GET\?", "after": 3}),
     ("board", "drop", {"on": r"SYST:ERR\?", "after": 30}),
+    # the nudge switched on (NUDG:G, NUDG:STAT ON, SYST:ERR?) and off goes through the same retries
+    ("board", "drop", {"on": r"^NUDG:G", "after": 2}),
 ]
 
 
