@@ -62,6 +62,7 @@ class SafeInstrument:
         self.last_levels: dict[str, float] = {}
         self.cleanup_failures: list[str] = []
         self.last_command = ""  # what a timeout or a lost link was waiting on: named in the error a user sees
+        self.unread_replies = 0  # queries that timed out: a link that keeps bytes (serial) still owes their replies
 
     def write(self, command: str, **kwargs: Any) -> None:
         self.last_command = command
@@ -75,6 +76,25 @@ class SafeInstrument:
     def identify(self) -> str:
         """Get the identification string (*IDN?)."""
         return self.ask("*IDN?").strip()
+
+    def resync(self, idn: str, max_lines: int = 10_000) -> int:
+        """Bring a reopened session back in step: ask `*IDN?`, read up to its answer; the late replies dropped.
+
+        On a link that keeps bytes across a reopen (a serial line) the replies still owed to queries
+        that timed out (`unread_replies`) come first, in order, and would answer the next queries.
+        """
+        self.write("*IDN?")
+        for dropped in range(max_lines):
+            try:
+                line = self.read().strip()
+            except UnicodeDecodeError:  # a line of a binary block
+                line = ""
+            if line == idn and not self.unread_replies:
+                if dropped:
+                    log.warning("%s: %d late replies dropped after reconnecting", self.name, dropped)
+                return dropped
+            self.unread_replies = max(0, self.unread_replies - 1)
+        raise ReplyError(f"{self.name}: no *IDN? reply in {max_lines} lines after reconnecting")
 
     def line_frequency(self) -> float:
         """Get the mains frequency the instrument measures (Hz); the timing model's when it cannot say."""

@@ -161,6 +161,12 @@ def _brief(exc: BaseException) -> str:
     return "timeout" if text.startswith("VI_ERROR_TMO") else text
 
 
+def _owed(inst: Any, exc: BaseException) -> None:
+    """Count a query that timed out: its reply may still come, and `resync` reads past it."""
+    if _is_timeout(exc) and hasattr(inst, "unread_replies"):
+        inst.unread_replies += 1
+
+
 class NotReconnected(ConnectionError):
     """The session could not be replaced (no connection, or the restart check got no answer); says why."""
 
@@ -178,10 +184,8 @@ class InstrumentRestarted(InstrumentError, UserError):
 
 
 class LinkError(InstrumentError, UserError):
-    """An instrument that stopped answering usably and did not come back in the retries: one line, exit 2.
-
-    The user's to check (power, cable, address); the run has stopped and, like any failed run, is resumable.
-    """
+    """An instrument that stopped answering usably through every retry: the user's to check (power, cable,
+    address); one line, exit 2; the run stops, resumable."""
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -264,13 +268,10 @@ class SessionsMixin:
     def _call(self, name: str, fn: Callable[[], T]) -> T:
         """Run one instrument operation; after a timeout or a lost link, a fresh session (back-off) and a retry.
 
-        A fresh session, not `clear()`, is what makes a late reply harmless: on a TCPIP SOCKET
-        pyvisa-py's `clear()`/`flush()` only drop the bytes that have already arrived (it waits
-        100 ms for more) and send nothing to the instrument, so a reply the instrument is still
-        working on (a long scan) would come after them and answer the next query.  A new TCP
-        connection starts with no bytes at all; what the instrument sends on the old one is lost.
-        Retries that run out raise `LinkError`: one line naming the instrument, its address and
-        what it did not answer.
+        Not `clear()`: on a TCPIP SOCKET pyvisa-py's `clear()`/`flush()` drop only the bytes already
+        received and send nothing, so a reply still being worked on (a long scan) would answer the next
+        query; a new connection starts empty, and `resync` reads a link that keeps bytes back in step.
+        Retries that run out raise `LinkError` (one line: instrument, address, what it did not answer).
         """
         tries = self.station.instruments[name].reconnect_tries if name in self.station.instruments else 0
         delay = 0.2
@@ -284,6 +285,7 @@ class SessionsMixin:
             except Exception as exc:
                 if not _is_retryable(exc):
                     raise
+                _owed(self.instruments[name], exc)
                 if first is None:
                     first = (getattr(self.instruments[name], "last_command", ""), exc)
                 if attempt == tries:
@@ -329,11 +331,16 @@ class SessionsMixin:
         except ConfigError as exc:
             log.warning("%s: reconnect failed: %s", name, exc)
             return exc.detail
+        if "SOCKET" in spec.address.upper():  # a new TCP connection: nothing of the old one comes on it
+            inst.unread_replies = 0
         try:
+            if self.idn.get(name):
+                inst.resync(self.idn[name])
             self._check_restart(name)
         except InstrumentRestarted:
             raise
         except Exception as exc:  # the fresh session failed too: the next attempt reopens again
+            _owed(inst, exc)
             log.warning("%s: reconnected, but the restart check failed: %s", name, _reason(exc))
             return f"reconnected, but no answer to the restart check: {_brief(exc)}"
         return None

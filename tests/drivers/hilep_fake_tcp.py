@@ -4,7 +4,9 @@ Each `FakeInstrument` listens on an ephemeral loopback port, records every messa
 receives (binary blocks kept whole) and answers the few queries a 2-2-1 board station
 asks: a conductance board (binary transfer) and a DAQ970A.  `mode` may be switched to
 "silent" (read and drop, never answer) or the server `kill`ed (connections closed) to
-make a dead link.  Threads are daemons and every socket has a timeout.
+make a dead link.  `late(on, delay_s, after)` makes it a serial line: its replies, in order, go
+to the newest connection (one wire, whatever the host reopened), and one query matching
+`on` is answered `delay_s` late.  Threads are daemons and every socket has a timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 
 import numpy as np
 
@@ -40,6 +43,28 @@ class FakeInstrument:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+        self.wire: list[tuple[float, bytes]] | None = None  # serial: (when, reply) not yet sent
+        self.reads = 0  # READ? queries answered
+        self.late_on, self.late_s, self.late_after = "", 0.0, 0
+
+    def late(self, on: str, delay_s: float, after: int = 0) -> None:
+        """A serial line from now on (no `*ESR?`, each READ? reading its own number); the query matching
+        `on` (a regex) after `after` others that match is answered `delay_s` late."""
+        self.late_on, self.late_s, self.late_after = on, delay_s, after
+        self.wire = []
+        threading.Thread(target=self._send_wire, daemon=True).start()
+
+    def _send_wire(self) -> None:
+        while not self.stopped.is_set():
+            with self.lock:
+                due = [r for r in self.wire if r[0] <= time.monotonic()] if self.wire else []
+                self.wire = self.wire[len(due):]
+            for _, reply in due:
+                try:
+                    self.clients[-1].sendall(reply)
+                except (OSError, IndexError):
+                    pass
+            time.sleep(0.005)
 
     @property
     def address(self) -> str:
@@ -106,7 +131,16 @@ class FakeInstrument:
                 if self.mode == "silent":
                     continue
                 reply = self._answer(msg)
-                if reply is not None:
+                if reply is not None and self.wire is not None:  # one wire: in order, to the newest connection
+                    delay = 0.0
+                    if self.late_on and re.search(self.late_on, msg.decode("latin-1")):
+                        self.late_after -= 1
+                        if self.late_after < 0:
+                            delay, self.late_on = self.late_s, ""
+                    with self.lock:
+                        after = self.wire[-1][0] if self.wire else 0.0
+                        self.wire.append((max(time.monotonic() + delay, after), reply))
+                elif reply is not None:
                     try:
                         conn.sendall(reply)
                     except OSError:
@@ -118,7 +152,7 @@ class FakeInstrument:
             return IDN[self.kind].encode() + b"\n"
         if text == "SYST:ERR?":
             return b'+0,"No error"\n'
-        if text == "*ESR?" and self.kind != "conductance_board":
+        if text == "*ESR?" and self.kind != "conductance_board" and self.wire is None:  # a serial line: no *ESR?
             return b"0\n"
         if self.kind == "conductance_board":
             if text == "BLK:CAT?":
@@ -143,6 +177,9 @@ class FakeInstrument:
             self.scan = [int(c) for c in re.findall(r"\d+", text[10:])]
         elif text == "READ?":  # FORM:READ:CHAN ON: each reading with its channel, in ascending channel order
             chans = sorted(self.scan) * self.sweeps
+            self.reads += 1
+            if self.wire is not None:  # a serial line: every reading is the number of its READ?, to match replies
+                return (",".join(f"{self.reads:+.6E},{c}" for c in chans)).encode() + b"\n"
             return (",".join(f"{0.01 * (i % 7):+.6E},{c}" for i, c in enumerate(chans))).encode() + b"\n"
         return None
 

@@ -246,6 +246,21 @@ def test_dropped_session_is_reopened_with_back_off(fakes, caplog):
         assert "session dropped" in caplog.text and "reconnecting" in caplog.text
 
 
+def test_a_late_reply_on_a_serial_line_never_answers_a_later_query(fakes, caplog):
+    """A serial line keeps what the instrument sends after the port is reopened: the late reply to a READ?
+    that timed out must not answer the retried READ? (nor the next one: every read one reply behind)."""
+    board, daq, station = fakes
+    daq.late(r"^READ\?", delay_s=2.0, after=2)  # 1 s past the READ? timeout (timeout_s 1.0 + the scan)
+    with LabCrossbar.open(TCP_TOPO, station) as xbar:
+        got = [xbar.measure(torch.zeros(1, 2)).voltages[0] for _ in range(5)]
+        assert "reconnecting" in caplog.text
+        # each read is the reply to its own READ?: the fake's readings are the number of their READ?
+        reads = [int(v[0, 0]) for v in got]
+        assert reads[:2] == [1, 2] and reads[-1] == daq.reads, (reads, daq.reads)
+        assert reads == sorted(set(reads))
+        assert xbar.instruments["daq"].identify() == "Keysight Technologies,DAQ970A,MY00000001,A.02.02"
+
+
 def test_error_queue_checked_after_source_levels(fakes):
     board, daq, station = fakes
     with LabCrossbar.open(TCP_TOPO, station) as xbar:
