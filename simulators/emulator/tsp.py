@@ -10,7 +10,8 @@ the instrument (`get`, `set`, `call`, `index`); locals live for the line.  An un
 name or a syntax error queues -285 ("TSP syntax error") or -286 ("TSP runtime error")
 as the 2600B reference manual's error list does, and the rest of the line is skipped.
 `print()` writes its values separated by tabs, numbers in `format.asciiprecision`
-digits (`%.{p-1}e`, default 6: `2.50000e-01`, `1.00000e+00`);
+digits (`%.{p-1}e`, default 6: `2.50000e-01`, `1.00000e+00`), and ends its line: a line with
+two `print()` calls answers two lines, as the instrument's output queue does;
 `*IDN?` and the other common commands are understood as well.
 """
 
@@ -109,7 +110,7 @@ class TspInstrument(Instrument):
             self.push_error(exc.code, exc.message)
         if not self.output:
             return None
-        return b"".join(o if isinstance(o, bytes) else o.encode("latin-1") for o in self.output) + b"\n"
+        return b"".join((o if isinstance(o, bytes) else o.encode("latin-1")) + b"\n" for o in self.output)
 
     def _common(self, head: str) -> bytes | None:
         if head in ("*IDN?", "*OPC?", "*TST?"):

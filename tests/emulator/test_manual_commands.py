@@ -7,6 +7,8 @@ that readings, currents and overloads come from the twin's physics.
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 from hilep_emulator_helpers import DATA
@@ -26,6 +28,12 @@ def emu():
 def ask(model, command: str) -> str:
     reply = model.handle(command.encode())
     return reply.decode("latin-1").strip() if reply else ""
+
+
+def connect(emu, name: str) -> tuple[socket.socket, object]:
+    """A client socket on the instrument's loopback port and the file its reply lines are read from."""
+    s = socket.create_connection(("127.0.0.1", emu.servers[name].port), timeout=30)
+    return s, s.makefile("rb")
 
 
 def error(model) -> int:
@@ -209,6 +217,22 @@ def test_2600_errorqueue_and_out_of_range_values(emu):
     codes = [ask(smu, 'code, msg = errorqueue.next() print(string.format("%d", code))') for _ in range(4)]
     assert codes == ["5007", "5007", "-286", "-285"]
     assert ask(smu, "print(smua.source.levelv)") == "0.00000e+00"
+
+
+@pytest.mark.parametrize("name", ["k2600", "mtx"])
+def test_tsp_each_print_ends_its_own_line_over_the_socket(emu, name):
+    """Each `print()` of a command line is a line of its own in the output queue (TSP `print`), and
+    printbuffer's too: three prints, three lines, and nothing left over for the next query."""
+    s, lines = connect(emu, name)
+    with s:
+        s.sendall(b'print(1) print("two", 3) x = 4 print(x)\n')
+        assert [lines.readline() for _ in range(3)] == [b"1.00000e+00\n", b"two\t3.00000e+00\n", b"4.00000e+00\n"]
+        s.sendall(b"print(errorqueue.count)\n")
+        assert lines.readline() == b"0.00000e+00\n"
+        if name == "k2600":
+            s.sendall(b"smua.source.output = 1 smua.measure.count = 2 smua.nvbuffer1.clear() "
+                      b"smua.measure.v(smua.nvbuffer1) printbuffer(1, 2, smua.nvbuffer1) print(smua.nvbuffer1.n)\n")
+            assert [lines.readline() for _ in range(2)] == [b"0.00000e+00, 0.00000e+00\n", b"2.00000e+00\n"]
 
 
 # --- Keithley 707B -----------------------------------------------------------------------------------
