@@ -11,13 +11,16 @@
 - `smuX.measure.v([buf])`, `.i([buf])`, `.r()`, `.p()`, `.iv([ibuf[, vbuf]])` (returns
   current, voltage): `count` readings each, into the buffers when given (the last
   returned otherwise); sensing current reads the current the load draws when sourcing
-  volts, never the source level.  A read with the output off is 5042.
+  volts, never the source level.  A read with the output off is 5061 ("Operation not
+  permitted while OUTPUT is off"); a compliance trip (`trip()`) switches the outputs off and
+  queues 5062 ("SMU overload. Automatic OUTPUT off.", SERIOUS).
 - Reading buffers `smuX.nvbuffer1`/`2`: `.n`, `.capacity`, `.readings`, `.sourcevalues`,
   `.timestamps` (emulated seconds), `.appendmode`, `.collectsourcevalues`,
   `.collecttimestamps`, `.clear()`, `buf[i]` (1-based reading).
 - `printbuffer(start, end, buf, ...)` prints buffers interleaved, in `format.data`
   (`format.ASCII`, or `format.REAL32` / `REAL64` as `#0` and the bytes in `format.byteorder`);
-  `smuX.reset()`, `reset()`; `localnode.model`, `.linefreq` and `errorqueue` come from `tsp.py`.
+  `smuX.reset()`, `reset()`; `localnode.model`, `.linefreq` and `errorqueue` come from `tsp.py`,
+  each queued code with its level from the manual's error summary list (`ERROR_LEVELS`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from hil.simulators.emulator.readings import auto_range, overload
 from hil.simulators.emulator.timing import reading_s
-from hil.simulators.emulator.tsp import TspError, TspInstrument
+from hil.simulators.emulator.tsp import RECOVERABLE, SERIOUS, TspError, TspInstrument
 from hil.simulators.emulator.world import UnmodelledPulse
 
 CONSTANTS = {
@@ -51,6 +54,9 @@ ATTRS = {"source.func": "func", "source.levelv": "levelv", "source.leveli": "lev
          "measure.rangev": "mrangev", "measure.rangei": "mrangei", "measure.autorangev": "autorangev",
          "measure.autorangei": "autorangei", "measure.delay": "mdelay", "sense": "sense"}
 BUFFER_ATTRS = ("appendmode", "collectsourcevalues", "collecttimestamps")
+#: the error summary list's level of every code the emulated 2600B queues
+ERROR_LEVELS = {-350: RECOVERABLE, -286: RECOVERABLE, -285: RECOVERABLE, 5007: RECOVERABLE,
+                5061: RECOVERABLE, 5062: SERIOUS}
 
 
 class NvBuffer:
@@ -99,6 +105,7 @@ class Channel:
 class Keithley2600(TspInstrument):
     kind = "keithley2600"
     queue_size = 32
+    error_levels = ERROR_LEVELS
 
     def __init__(self, name: str, world: Any = None, model: str = "2636B", **kwargs: Any) -> None:
         if model not in V_RANGES:
@@ -126,7 +133,7 @@ class Keithley2600(TspInstrument):
             for c in self.ch.values():
                 c.output = 0.0
                 c.levelv = 0.0
-            self.push_error(5065, "I limit exceeded; output off")
+            self.push_error(5062, "SMU overload. Automatic OUTPUT off.")
 
     def _split(self, name: str) -> tuple[Channel, str, str]:
         parts = name.split(".", 1)
@@ -221,7 +228,7 @@ class Keithley2600(TspInstrument):
         """n readings of `what` ("v" or "i") on channel `key`, ranged (+9.9E+37 beyond a fixed range)."""
         c = self.ch[key]
         if c.output != 1.0:
-            raise TspError(5042, f"Cannot perform requested operation while output is off (smu{key})")
+            raise TspError(5061, f"Operation not permitted while OUTPUT is off (smu{key})")
         if what == "v":
             if c.func == 1.0:
                 values = np.full(n, c.levelv)

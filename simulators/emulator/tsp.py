@@ -11,7 +11,11 @@ name or a syntax error queues -285 ("TSP syntax error") or -286 ("TSP runtime er
 as the 2600B reference manual's error list does, and the rest of the line is skipped.
 `print()` writes its values separated by tabs, numbers in `format.asciiprecision`
 digits (`%.{p-1}e`, default 6: `2.50000e-01`, `1.00000e+00`), and ends its line: a line with
-two `print()` calls answers two lines, as the instrument's output queue does;
+two `print()` calls answers two lines, as the instrument's output queue does.
+`errorCode, message, severity, errorNode = errorqueue.next()` gives each entry its level
+from the manual's error summary list (`error_levels`; 0 NO_SEVERITY for the empty queue,
+10 INFORMATIONAL, 20 RECOVERABLE, 30 SERIOUS, 40 FATAL) and the local node, 1 on a
+stand-alone instrument;
 `*IDN?` and the other common commands are understood as well.
 """
 
@@ -87,10 +91,20 @@ def binary(op: str, a: Any, b: Any) -> Any:
     return {"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else 0.0, "%": x % y if y else 0.0, "^": x**y}[op]
 
 
+#: errorqueue.next() severities used here (2600B and 707B reference manuals, "Error levels":
+#: 0 NO_SEVERITY, 10 INFORMATIONAL, 20 RECOVERABLE, 30 SERIOUS, 40 FATAL)
+NO_SEVERITY, RECOVERABLE, SERIOUS = 0.0, 20.0, 30.0
+
+
 class TspInstrument(Instrument):
     """Base of TSP instruments: `get`, `set`, `call`, `index` of names are the instrument's."""
 
     asciiprecision = 6.0
+    #: level of each code the instrument queues (its manual's error summary list); others RECOVERABLE,
+    #: the level of every command and parameter error of the list
+    error_levels: dict[int, float] = {-350: RECOVERABLE, -286: RECOVERABLE, -285: RECOVERABLE}
+    #: TSP-Link node number of the instrument: 1, the stand-alone instrument's localnode
+    node = 1.0
 
     def execute(self, message: bytes) -> bytes | None:
         line = message.decode("latin-1").strip()
@@ -299,8 +313,8 @@ class TspInstrument(Instrument):
         if name == "errorqueue.next":
             code, message = self.next_error()
             if code == 0:
-                message = "Queue Is Empty"
-            return (float(code), message, 0.0 if code == 0 else 1.0, 0.0)
+                return (0.0, "Queue Is Empty", NO_SEVERITY, 0.0)
+            return (float(code), message, self.error_levels.get(code, RECOVERABLE), self.node)
         if name == "errorqueue.clear":
             self.errors.clear()
             return None

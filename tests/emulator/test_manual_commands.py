@@ -219,6 +219,24 @@ def test_2600_errorqueue_and_out_of_range_values(emu):
     assert ask(smu, "print(smua.source.levelv)") == "0.00000e+00"
 
 
+def test_2600_errorqueue_next_gives_the_manuals_severity_and_node_over_the_socket(emu):
+    """`errorCode, message, severity, errorNode = errorqueue.next()` (2600B reference manual): a script
+    error is RECOVERABLE (20), an overload that switched the output off (5062) SERIOUS (30), both from
+    node 1, the stand-alone instrument's; the empty queue is 0, "Queue Is Empty", NO_SEVERITY (0)."""
+    s, lines = connect(emu, "k2600")
+    with s:
+        s.sendall(b"nosuch.thing = 1\nprint(errorqueue.count)\n")  # a runtime error ends its line
+        assert lines.readline() == b"1.00000e+00\n"
+        emu.model("k2600").trip()
+        nxt = b"code, msg, severity, node = errorqueue.next() print(code, severity, node)\n"
+        s.sendall(nxt)
+        assert lines.readline() == b"-2.86000e+02\t2.00000e+01\t1.00000e+00\n"
+        s.sendall(nxt)
+        assert lines.readline() == b"5.06200e+03\t3.00000e+01\t1.00000e+00\n"
+        s.sendall(b"code, msg, severity = errorqueue.next() print(code, msg, severity)\n")
+        assert lines.readline() == b"0.00000e+00\tQueue Is Empty\t0.00000e+00\n"
+
+
 @pytest.mark.parametrize("name", ["k2600", "mtx"])
 def test_tsp_each_print_ends_its_own_line_over_the_socket(emu, name):
     """Each `print()` of a command line is a line of its own in the output queue (TSP `print`), and

@@ -119,8 +119,8 @@ def test_keithley2600_class(emu, caplog):
     assert "Model 2636B" in smu.id
     ch = smu.ChA
     ch.apply_voltage(voltage_range=2, compliance_current=1e-3)
-    ch.measure_current(nplc=1)  # sends smua.measure.i() with the output off: 5042, which check_errors logs
-    assert "5042,Cannot perform requested operation while output is off" in caplog.text.replace(", ", ",")
+    ch.measure_current(nplc=1)  # sends smua.measure.i() with the output off: 5061, which check_errors logs
+    assert "5061,Operation not permitted while OUTPUT is off" in caplog.text.replace(", ", ",")
     ch.source_voltage = 0.3
     ch.source_output = "ON"
     assert ch.source_output == "ON" and ch.source_mode == "voltage"
