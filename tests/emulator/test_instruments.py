@@ -171,6 +171,29 @@ def test_pulse_programming_of_the_memristive_station_over_the_emulator():
         assert {n: list(m.errors) for n, m in e.models.items() if m.errors} == {}
 
 
+def test_the_2600_driver_reads_every_reply_it_asks_for_over_the_emulator():
+    """Each driver query is one line that prints once (print, or printbuffer's block), and the driver reads
+    that line: after pulses, reads and error checks a sentinel query gets its own answer, not a reply left
+    in the buffer (the 2600B ends each printed line on its own)."""
+    from pathlib import Path
+
+    station = load_station(Path(__file__).resolve().parents[2] / "protocols" / "stations" / "memristive_2600_707b.yaml")
+    devices = [{"kind": "range", "g_min": 0.01, "g_max": 5.0},
+               {"kind": "pulse", "alpha_set": 0.1, "alpha_reset": 0.1, "v_threshold_v": 0.5, "v_ref_v": 1.0}]
+    with Emulator(station, {"devices": devices}, speed=SPEED) as e:
+        with LabCrossbar(Topology(layers=(2, 2, 1)), e.station, source="memristive") as xbar:
+            xbar.program({"G1": torch.tensor([[2.0, 0.8], [1.0, 3.0]]), "G2": torch.tensor([[0.6], [1.5]])})
+            smu_in, smu_prog = xbar.instruments["smu_in"], xbar.instruments["smu_prog"]
+            xbar.measure(torch.tensor([[0.2, -0.2]]), n_samples=2)
+            v = smu_in.read_voltages(["a", "b"], 3)
+            assert v.shape == (3, 2) and np.allclose(v, [smu_in.last_levels["a"], smu_in.last_levels["b"]])
+            assert smu_prog.read_current("b", 0.1, 1.0) == 0.0  # no cell routed: the 707B is open
+            for smu in (smu_in, smu_prog):
+                smu.raise_errors("the reads")
+                assert smu.ask("print(localnode.model)").strip() == e.model(smu.name).model_name
+        assert {n: list(m.errors) for n, m in e.models.items() if m.errors} == {}
+
+
 @pytest.mark.parametrize("name,on", [("k2400", ":SOUR:VOLT"), ("k2600", "levelv")])
 def test_smu_compliance_trip_stops_the_request_and_leaves_the_sources_safe(emu, name, on):
     from hil.drivers.base import InstrumentError
