@@ -4,7 +4,9 @@
   `rangev`, `rangei`, `autorangev`, `autorangei`, `limitv`, `limiti`, `output`
   (`OUTPUT_ON` 1, `OUTPUT_OFF` 0).  Voltage ranges depend on the model that `*IDN?`
   reports (2601B/2602B/2604B: 0.1/1/6/40 V; 2611B/2612B/2614B/2634B/2635B/2636B:
-  0.2/2/20/200 V); a level beyond a fixed range, or beyond the largest, is refused (5007).
+  0.2/2/20/200 V); a level beyond a fixed range is taken with the output off and refused
+  when it goes on, at once with the output on (5005 "Value too big for range"); beyond the
+  largest range 1101 "Parameter too big", a limit, count or NPLC below its minimum 1102.
 - `smuX.measure.nplc` (0.001..25), `count`, `autozero` (`AUTOZERO_OFF` 0, `ONCE` 1,
   `AUTO` 2: a reference and zero with every reading, which doubles it), `rangev`,
   `rangei`, `autorangev`, `autorangei`, `delay`; `smuX.sense`.
@@ -55,8 +57,9 @@ ATTRS = {"source.func": "func", "source.levelv": "levelv", "source.leveli": "lev
          "measure.autorangei": "autorangei", "measure.delay": "mdelay", "sense": "sense"}
 BUFFER_ATTRS = ("appendmode", "collectsourcevalues", "collecttimestamps")
 #: the error summary list's level of every code the emulated 2600B queues
-ERROR_LEVELS = {-350: RECOVERABLE, -286: RECOVERABLE, -285: RECOVERABLE, 5007: RECOVERABLE,
-                5061: RECOVERABLE, 5062: SERIOUS}
+ERROR_LEVELS = {-350: RECOVERABLE, -286: RECOVERABLE, -285: RECOVERABLE, -224: RECOVERABLE, 1101: RECOVERABLE,
+                1102: RECOVERABLE, 1405: RECOVERABLE, 1406: RECOVERABLE, 5005: RECOVERABLE, 5061: RECOVERABLE,
+                5062: SERIOUS}
 
 
 class NvBuffer:
@@ -172,7 +175,7 @@ class Keithley2600(TspInstrument):
     def set(self, name: str, value: Any) -> None:
         if name in ("format.data", "format.byteorder"):
             if name == "format.data" and value not in (1.0, 2.0, 3.0):
-                raise TspError(5007, "Parameter error; format.data")
+                raise TspError(1406, "Invalid data format")
             setattr(self, "format_data" if name == "format.data" else "byteorder", float(value))
             return
         if not name.startswith("smu"):
@@ -192,28 +195,39 @@ class Keithley2600(TspInstrument):
         setattr(c, ATTRS[attr], value)
 
     def _check(self, c: Channel, attr: str, value: float) -> None:
-        """Refuse what the instrument refuses, and move ranges as autorange would."""
+        """Refuse what the instrument refuses (its error summary list's codes), and move ranges as autorange would.
+
+        A level beyond a fixed source range is taken while the output is off and refused when it goes
+        on (reference manual, "Range considerations"): 5005 either way.
+        """
         top = self.v_ranges[-1]
-        if attr == "source.levelv":
-            limit = top if c.src_autov else c.rangev
-            if abs(value) > limit * 1.01:
-                raise TspError(5007, f"Parameter error; levelv {value:g} beyond range {limit:g}")
-            if c.src_autov:
-                c.rangev = auto_range(value, self.v_ranges, 1.01)
-        elif attr == "source.leveli" and abs(value) > (I_RANGES[-1] if c.src_autoi else c.rangei) * 1.01:
-            raise TspError(5007, f"Parameter error; leveli {value:g} beyond range")
+        if attr in ("source.levelv", "source.leveli"):
+            volts = attr == "source.levelv"
+            auto, rng, ranges = (c.src_autov, c.rangev, self.v_ranges) if volts else (c.src_autoi, c.rangei, I_RANGES)
+            if abs(value) > ranges[-1] * 1.01:
+                raise TspError(1101, f"Parameter too big; {attr} {value:g} above {ranges[-1]:g}")
+            if auto:
+                if volts:
+                    c.rangev = auto_range(value, self.v_ranges, 1.01)
+            elif c.output and c.func == float(volts) and abs(value) > rng * 1.01:
+                raise TspError(5005, f"Value too big for range; {attr} {value:g} on the {rng:g} range")
         elif attr in ("source.rangev", "measure.rangev"):
             if abs(value) > top * 1.01:
-                raise TspError(5007, f"Parameter error; {attr.split('.')[0]}.rangev {value:g} above {top:g} V")
+                raise TspError(1101, f"Parameter too big; {attr} {value:g} above {top:g} V")
             c.src_autov = 0.0 if attr == "source.rangev" else c.src_autov
-        elif attr == "measure.count" and not 1 <= value <= 60_000:
-            raise TspError(5007, "Parameter error; count")
-        elif attr == "measure.nplc" and not 0.001 <= value <= 25:
-            raise TspError(5007, "Parameter error; nplc")
-        elif attr == "measure.autozero" and value not in (0.0, 1.0, 2.0):
-            raise TspError(5007, "Parameter error; autozero")
-        elif attr == "source.output" and value not in (0.0, 1.0, 2.0):
-            raise TspError(5007, "Parameter error; output")
+        elif attr in ("source.limitv", "source.limiti") and value <= 0:
+            raise TspError(1102, f"Parameter too small; {attr} {value:g}")
+        elif attr in ("measure.count", "measure.nplc"):
+            lo, hi = (1, 60_000) if attr == "measure.count" else (0.001, 25)
+            if value < lo or value > hi:
+                code, what = (1102, "small") if value < lo else (1101, "big")
+                raise TspError(code, f"Parameter too {what}; {attr} {value:g} ({lo:g} to {hi:g})")
+        elif attr in ("measure.autozero", "source.output") and value not in (0.0, 1.0, 2.0):
+            raise TspError(-224, f"Illegal parameter value; {attr} {value:g}")
+        elif attr == "source.output" and value == 1.0:
+            level, rng = (c.levelv, c.rangev) if c.func == 1.0 else (c.leveli, c.rangei)
+            if abs(level) > rng * 1.01:
+                raise TspError(5005, f"Value too big for range; level {level:g} on the {rng:g} range, output kept off")
 
     def index(self, value: Any, key: Any) -> Any:
         values = value.readings if isinstance(value, NvBuffer) else value.values() if isinstance(value, Column) \

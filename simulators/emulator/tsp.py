@@ -102,7 +102,7 @@ class TspInstrument(Instrument):
     asciiprecision = 6.0
     #: level of each code the instrument queues (its manual's error summary list); others RECOVERABLE,
     #: the level of every command and parameter error of the list
-    error_levels: dict[int, float] = {-350: RECOVERABLE, -286: RECOVERABLE, -285: RECOVERABLE}
+    error_levels: dict[int, float] = {-350: RECOVERABLE, -286: RECOVERABLE, -285: RECOVERABLE, 1405: RECOVERABLE}
     #: TSP-Link node number of the instrument: 1, the stand-alone instrument's localnode
     node = 1.0
 
@@ -289,7 +289,7 @@ class TspInstrument(Instrument):
             return  # the emulator never prompts and never prints errors unasked
         if name == "format.asciiprecision":
             if not isinstance(value, float) or not 1 <= value <= 16:
-                raise TspError(-286, "TSP Runtime error at line 1: asciiprecision must be 1..16")
+                raise TspError(1405, "Invalid ASCII precision")
             self.asciiprecision = value
             return
         raise TspError(-286, f"TSP Runtime error at line 1: attempt to index a nil value ({name})")

@@ -103,7 +103,7 @@ def test_tsp_instruments(emu):
     assert smu.outputs_on()["a"] and smu.levels()["a"] == 0.25
     assert ask(smu, "print(smua.source.levelv)") == "2.50000e-01"  # print: format.asciiprecision 6, %e
     smu.handle(b"smua.source.levelv=3")
-    assert ask(smu, q).startswith("5007,") and smu.levels()["a"] == 0.25
+    assert ask(smu, q).startswith("5005,") and smu.levels()["a"] == 0.25  # beyond the fixed 1 V range, output on
     smu.handle(b"smuc.source.levelv=0")
     assert ask(smu, q).startswith("-286,")
     smu.handle(b"format.data=format.REAL32 format.byteorder=format.LITTLEENDIAN smua.measure.count=3 "

@@ -215,7 +215,7 @@ def test_2600_errorqueue_and_out_of_range_values(emu):
     smu.handle(b"print(")
     assert ask(smu, "print(errorqueue.count)") == "4.00000e+00"
     codes = [ask(smu, 'code, msg = errorqueue.next() print(string.format("%d", code))') for _ in range(4)]
-    assert codes == ["5007", "5007", "-286", "-285"]
+    assert codes == ["1101", "1102", "-286", "-285"]  # beyond the largest range; count below 1
     assert ask(smu, "print(smua.source.levelv)") == "0.00000e+00"
 
 
@@ -235,6 +235,28 @@ def test_2600_errorqueue_next_gives_the_manuals_severity_and_node_over_the_socke
         assert lines.readline() == b"5.06200e+03\t3.00000e+01\t1.00000e+00\n"
         s.sendall(b"code, msg, severity = errorqueue.next() print(code, msg, severity)\n")
         assert lines.readline() == b"0.00000e+00\tQueue Is Empty\t0.00000e+00\n"
+
+
+def test_2600_parameter_errors_are_the_error_lists_codes_over_the_socket(emu):
+    """2600B reference manual: a source level beyond a fixed range is taken while the output is off and
+    refused when it goes on ("Range considerations": no error until the output is turned on), 5005 "Value
+    too big for range"; beyond the largest range 1101 "Parameter too big"; a limit of 0 (smuX.source.limitY)
+    or a count of 0 1102 "Parameter too small"; a bad format.data 1406, a bad asciiprecision 1405."""
+    s, lines = connect(emu, "k2600")
+    with s:
+        s.sendall(b"smua.source.rangev = 2 smua.source.levelv = 5 print(errorqueue.count, smua.source.levelv)\n")
+        assert lines.readline() == b"0.00000e+00\t5.00000e+00\n"
+        for line in (b"smua.source.output = 1", b"smua.source.levelv = 250", b"smua.source.limiti = 0",
+                     b"smua.measure.count = 0", b"format.data = 7", b"format.asciiprecision = 30"):
+            s.sendall(line + b"\n")
+        s.sendall(b"print(errorqueue.count, smua.source.output)\n")
+        assert lines.readline() == b"6.00000e+00\t0.00000e+00\n"  # the output stayed off
+        codes = []
+        for _ in range(6):
+            s.sendall(b'code, msg = errorqueue.next() print(string.format("%d,%s", code, msg))\n')
+            codes.append(lines.readline().decode().strip())
+        assert [c.split(",")[0] for c in codes] == ["5005", "1101", "1102", "1102", "1406", "1405"]
+        assert codes[0].startswith("5005,Value too big for range") and codes[2].startswith("1102,Parameter too small")
 
 
 @pytest.mark.parametrize("name", ["k2600", "mtx"])

@@ -132,7 +132,7 @@ def test_keithley2600_class(emu, caplog):
     assert ch.ask("measure.nplc") == pytest.approx(1.0)  # (pymeasure maps measure_nplc through its range)
     assert smu.next_error == (0, "Queue Is Empty")
     smu.write("smua.source.levelv=30")  # beyond the fixed 2 V range: refused
-    assert smu.next_error[0] == 5007 and ch.source_voltage == pytest.approx(0.3)
+    assert smu.next_error[0] == 5005 and ch.source_voltage == pytest.approx(0.3)
     ch.shutdown()
     assert wait_for(lambda: not model.outputs_on()["a"] and model.levels()["a"] == 0.0)
     smu.adapter.close()
