@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from beyond_trace import windows  # noqa: E402  (benchmarks/ is the script's folder)
 
+from hil.analysis.sweep_stats import bootstrap, stages  # noqa: E402
 from hil.simulators.noise_theory import at_single_read_std, ep_sigma, mean_variance  # noqa: E402
 
 DT = 1e-6  # the twin's sample period in these runs
@@ -222,15 +223,6 @@ def adaptive(out: Path, name: str = "adaptive") -> dict[str, Any]:
     return {"rows": table, "best_fixed": best["mode"] if best else None}
 
 
-def crossing(xs: list[float], ys: list[float], level: float) -> float | None:
-    """First sigma where ys falls below level, interpolated on log sigma; None if it never does."""
-    for i in range(1, len(xs)):
-        if ys[i] < level <= ys[i - 1]:
-            f = (ys[i - 1] - level) / (ys[i - 1] - ys[i])
-            return float(math.exp(math.log(xs[i - 1]) + f * (math.log(xs[i]) - math.log(xs[i - 1]))))
-    return None
-
-
 def depth(out: Path) -> dict[str, Any]:
     rows = load(out / "depth-trials.jsonl")
     if not rows:
@@ -238,29 +230,39 @@ def depth(out: Path) -> dict[str, Any]:
     archs = list(dict.fromkeys(r["arch"] for r in rows))
     table, curves = [], {}
     for arch in archs:
-        rs = sorted((r for r in rows if r["arch"] == arch), key=lambda r: r["sigma"])
-        n_test = 1000
-        plateau_rows = [r for r in rs if r["sigma"] == 0.0]
-        if not plateau_rows:
+        rs = [r for r in rows if r["arch"] == arch]
+        by_sigma: dict[float, list[float]] = defaultdict(list)
+        for r in rs:
+            by_sigma[r["sigma"]].append(r["final_test_acc"])
+        if 0.0 not in by_sigma:
             continue
-        plateau = float(np.mean([r["final_test_acc"] for r in plateau_rows]))
-        noisy = [r for r in rs if r["sigma"] > 0]
-        xs, ys = [r["sigma"] for r in noisy], [r["final_test_acc"] for r in noisy]
-        se = math.sqrt(plateau * (1 - plateau) / n_test)
-        onset = crossing(xs, ys, plateau - ONSET_DROP)
-        below_grid = bool(ys) and ys[0] < plateau - ONSET_DROP  # already past the onset at the smallest sigma
-        lo, hi = crossing(xs, ys, plateau - ONSET_DROP + 2 * se), crossing(xs, ys, plateau - ONSET_DROP - 2 * se)
-        sig = plateau_rows[0]["signals"]
-        row = {"arch": arch, "noiseless_acc": round(plateau, 4), "sigma_onset_v": onset,
-               "onset_below_v": xs[0] if below_grid else None,
-               "onset_lo_v": lo, "onset_hi_v": hi,
-               **{f"acc@{r['sigma']:g}": round(r["final_test_acc"], 4) for r in noisy}}
-        for l, s in enumerate(sig[:-1], start=1):
-            row[f"h{l}_signal_median_v"] = s["median_v"]
-            row[f"h{l}_snr_at_onset"] = s["median_v"] / onset if onset else None  # hil/diagnostics.py convention
+        sigmas = sorted(by_sigma)
+        means = [float(np.mean(by_sigma[x])) for x in sigmas]
+        st = stages(sigmas, means, chance=0.1, onset_drop=ONSET_DROP)
+        plateau, onset = st["plateau_acc"], st["sigma_onset"] if st["onset_how"] == "interpolated" else None
+        xs, ys = sigmas[1:], means[1:]
+
+        def onset_of(boot: dict[float, list[float]]) -> float | None:
+            b = stages(sorted(boot), [float(np.mean(boot[x])) for x in sorted(boot)], 0.1, ONSET_DROP)
+            return b["sigma_onset"] if b["onset_how"] == "interpolated" else None
+
+        ci = bootstrap(by_sigma, onset_of)  # over seeds, within each sigma (as the sweep analysis)
+        # per-layer signal: mean over seeds of each noiseless run's signal
+        plateau_rows = [r for r in rs if r["sigma"] == 0.0]
+        sig = [{"median_v": float(np.mean([r["signals"][i]["median_v"] for r in plateau_rows]))}
+               for i in range(len(plateau_rows[0]["signals"]))]
+        row = {"arch": arch, "seeds": len(plateau_rows), "noiseless_acc": round(plateau, 4), "sigma_onset_v": onset,
+               "onset_below_v": xs[0] if st["onset_how"] == "below at the first point" else None,
+               "onset_lo_v": ci["lo"], "onset_hi_v": ci["hi"], "onset_boot_valid": f"{ci['n_valid']}/{ci['n_boot']}",
+               **{f"acc@{x:g}": round(y, 4) for x, y in zip(xs, ys)}}
+        for l, sl in enumerate(sig[:-1], start=1):
+            row[f"h{l}_signal_median_v"] = sl["median_v"]
+            row[f"h{l}_snr_at_onset"] = sl["median_v"] / onset if onset else None  # hil/diagnostics.py convention
         row["out_signal_median_v"] = sig[-1]["median_v"]
         table.append(row)
-        curves[arch] = (xs, ys, plateau, [[s["median_v"] for s in r["signals"]] for r in noisy], sig)
+        noisy_sig = [[float(np.mean([r["signals"][i]["median_v"] for r in rs if r["sigma"] == x]))
+                      for i in range(len(sig))] for x in xs]
+        curves[arch] = (xs, ys, plateau, noisy_sig, sig)
     write_csv(out / "depth.csv", table)
     fig, (ax, axs) = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, (arch, (xs, ys, plateau, sigs, sig0)) in enumerate(curves.items()):
