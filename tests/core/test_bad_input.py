@@ -187,3 +187,24 @@ def test_finite_floats_everywhere_a_config_is_read():
 
     with pytest.raises(ValidationError):
         PinkRead(amplitude_v=math.inf, corner_hz=1.0)
+
+
+SHIPPED = sorted((REPO / "protocols" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_config_validates(path):
+    """A shipped config that no longer matches the schema would fail a user's first command."""
+    from hil.config import load_config
+    from hil.sweep import load_sweep
+
+    if "protocol:" in path.read_text():
+        assert load_sweep(path.stem).trials
+    elif path.stem.startswith("characterize-"):
+        from hil.protocols.characterize_noise import load_characterize_config
+
+        cfg, _, _ = load_characterize_config(path)
+        assert cfg.name == path.stem
+    else:
+        cfg, _ = load_config(path.stem)
+        assert cfg.name == path.stem
