@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,31 @@ class InstrumentError(RuntimeError):
 
 class ReplyError(InstrumentError):
     """A reply that cannot be read (garbled, truncated, wrong count): a read may be retried."""
+
+
+class QueuedError(InstrumentError):
+    """An error the instrument put in its own queue (a refused command or value, a trip): never retried.
+
+    Keeps what a user needs to act on it: the code and text as the instrument gave them, the last
+    command sent before the queue was read, and the other entries the queue held.
+    """
+
+    def __init__(self, instrument: str, code: int, message: str, command: str, context: str,
+                 rest: list[tuple[int, str]]) -> None:
+        self.instrument, self.code, self.message = instrument, code, message
+        self.command, self.context, self.rest = command, context, rest
+        more = f" (+{len(rest)} more)" if rest else ""
+        super().__init__(f"{instrument}: {code}, {message!r} after {self.sent}{more}")
+
+    @property
+    def sent(self) -> str:
+        """`'COMMAND' (context)`: the last command sent, and what the driver was doing where it does not say."""
+        what = repr(self.command[:60]) if self.command else "its last command"
+        return what if not self.context or self.command.startswith(self.context) else f"{what} ({self.context})"
+
+
+#: the time stamp a Keithley 2450/DAQ6510 appends to an error-queue message (`msg;severity;date time`)
+_STAMP = re.compile(r";\d+;\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(\.\d+)?$")
 
 
 def ramp_steps(v0: float, v1: float, max_step: float) -> list[float]:
@@ -69,7 +95,7 @@ class SafeInstrument:
         super().write(command, **kwargs)  # type: ignore[misc]
 
     def write_bytes(self, content: bytes, **kwargs: Any) -> None:
-        head = content[:60].split(b"#", 1)[0].split(b" ", 1)[0].decode("latin-1").strip()
+        head = content[:60].split(b"#", 1)[0].decode("latin-1").strip().rstrip(",")  # `G:SET G1` of a block write
         self.last_command = f"{head} <{len(content)} bytes>" if head else f"<{len(content)} bytes>"
         super().write_bytes(content, **kwargs)  # type: ignore[misc]
 
@@ -113,7 +139,7 @@ class SafeInstrument:
     def _parse_error(self, reply: str) -> tuple[int, str]:
         code, _, msg = reply.strip().partition(",")
         try:
-            return int(float(code)), msg.strip().strip('"')
+            return int(float(code)), _STAMP.sub("", msg.strip().strip('"'))
         except ValueError:
             raise ReplyError(f"{self.name}: unreadable error-queue reply {reply!r}") from None
 
@@ -129,16 +155,17 @@ class SafeInstrument:
         return errors
 
     def write_checked(self, command: str) -> None:
-        """Write, then read the error queue once; an error raises InstrumentError."""
+        """Write, then read the error queue once; an error raises QueuedError."""
         self.write(command)
         self.raise_errors(command)
 
     def raise_errors(self, after: str) -> None:
+        """Read the error queue once; an entry raises QueuedError naming the last command sent (`after`: what
+        the driver was doing)."""
+        sent = self.last_command
         code, msg = self._parse_error(self.ask(self.error_query))
         if code != 0:
-            rest = self.check_errors()
-            more = f" (+{len(rest)} more)" if rest else ""
-            raise InstrumentError(f"{self.name}: {code}, {msg!r} after {after[:60]!r}{more}")
+            raise QueuedError(self.name, code, msg, sent, after, self.check_errors())
 
     # --- cleanup -------------------------------------------------------------------------
     @contextmanager
@@ -254,6 +281,18 @@ class SafeInstrument:
                 "range; the node is beyond the range (or open): check the wiring and v_abs_max"
             )
         return values
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's first line (its type when it has no text), at most 160 characters."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def brief(exc: BaseException) -> str:
+    """`reason`, with pyvisa's timeout text cut to one word."""
+    text = reason(exc)
+    return "timeout" if text.startswith("VI_ERROR_TMO") else text
 
 
 #: |reading| at or above this is an instrument's overload code (Keithley and Keysight send 9.9E+37)

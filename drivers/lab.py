@@ -7,7 +7,8 @@ limits against the model it names), and only then configure (ranges, compliance,
 scan lists, outputs on at 0 V).  Every level, ramp step, nudge and programmed block
 goes through `Guard` before the first command of the request is sent.
 
-The jobs live in their own modules: `sessions` (links, retries, restarts), `safety`
+The jobs live in their own modules: `sessions` (links, retries, restarts), `stops` (the one
+line a run stops with: a dead link, a restart, an error the instrument reported), `safety`
 (limits, ramps, the safe state and signals), `station_check` (wiring, ratings and
 `hil instruments check`); this module is the crossbar itself.
 """
@@ -25,6 +26,7 @@ from pydantic import Field, PositiveFloat
 from torch import Tensor
 
 from hil.config import Strict, validate_section
+from hil.drivers.base import QueuedError
 from hil.drivers.limits import Guard
 from hil.drivers.pulse import PulseProgrammer
 from hil.drivers.safety import SafetyMixin
@@ -93,11 +95,13 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
             self._configure_all()
             self._g_s = self._initial_conductances()
             self._held = {k: [v] for k, v in self._g_s.items()}
-        except BaseException:
+        except BaseException as exc:
             if configuring:
                 self.safe_state()
             if instruments is None:
                 self._close_sessions()
+            if isinstance(exc, QueuedError):  # an instrument refused its configuration: one line, its own words
+                raise self._reported(exc) from None
             raise
         self._previous_sigterm: Any = None
         self._install_handlers()
@@ -254,8 +258,10 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
                         failed[name] = int(np.count_nonzero(phys))
                     achieved[name] = torch.zeros_like(value)
                     continue
-                layer = int(name[1:])
-                rep = self.programmer.program_block(layer, phys)
+                try:  # not through `_call`: pulses are not idempotent, a retry would pulse twice
+                    rep = self.programmer.program_block(int(name[1:]), phys)
+                except QueuedError as exc:
+                    raise self._reported(exc) from None
                 got = rep.achieved
                 writes += rep.pulses
                 if rep.failed:

@@ -3,7 +3,9 @@
 `SessionsMixin` is the part of `LabCrossbar` that owns the VISA links: every instrument
 operation goes through `_call`, which reopens a dropped session with exponential
 back-off and retries the (idempotent) operation; after a reconnect `_check_restart`
-makes sure the instrument did not restart and lose its state.
+makes sure the instrument did not restart and lose its state.  How a failure is classified
+and how the stop is worded to the user (a dead link, a restart, an error the instrument
+reported) is `stops`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from hil.drivers.base import InstrumentError, ReplyError
+from hil.drivers.base import QueuedError, brief, reason
 from hil.drivers.ratings import check_ratings, model_ratings
-from hil.errors import ConfigError, UserError
+from hil.drivers.stops import (
+    InstrumentReported,
+    InstrumentRestarted,
+    LinkError,
+    is_dropped,
+    is_retryable,
+    is_timeout,
+    link_error,
+    reported_error,
+)
+from hil.errors import ConfigError
 from hil.station import BoardProgramming, InstrumentSpec
 
 log = logging.getLogger(__name__)
@@ -97,7 +109,7 @@ def open_session(name: str, spec: InstrumentSpec, source: str):
     try:
         adapter = VISAAdapter(spec.address, visa_library=library, **kwargs)
     except Exception as exc:
-        detail = f"cannot open {spec.address!r} ({_reason(exc)})"
+        detail = f"cannot open {spec.address!r} ({reason(exc)})"
         raise ConfigError(f"{source}: instruments.{name}.address: {detail}", detail=detail) from None
     if "SOCKET" in spec.address.upper():
         refused = socket_error(adapter.connection)
@@ -150,20 +162,9 @@ def set_nodelay(resource: Any) -> bool:
         return False
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
-
-
-def _brief(exc: BaseException) -> str:
-    """`_reason`, with pyvisa's timeout text cut to one word."""
-    text = _reason(exc)
-    return "timeout" if text.startswith("VI_ERROR_TMO") else text
-
-
 def _owed(inst: Any, exc: BaseException) -> None:
     """Count a query that timed out: its reply may still come, and `resync` reads past it."""
-    if _is_timeout(exc) and hasattr(inst, "unread_replies"):
+    if is_timeout(exc) and hasattr(inst, "unread_replies"):
         inst.unread_replies += 1
 
 
@@ -176,50 +177,6 @@ def _close_adapter(inst: Any) -> None:
         inst.adapter.close()
     except Exception as exc:
         log.debug("%s: close failed: %s", getattr(inst, "name", inst), exc)
-
-
-class InstrumentRestarted(InstrumentError, UserError):
-    """An instrument came back from a restart (power cycle, reboot, a board's watchdog) and lost what it was
-    told: one line, exit 2; the run stops, resumable."""
-
-
-class LinkError(InstrumentError, UserError):
-    """An instrument that stopped answering usably through every retry: the user's to check (power, cable,
-    address); one line, exit 2; the run stops, resumable."""
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    """Worth a fresh session and one more try: a dropped link, a timeout, an unreadable reply.
-
-    Every operation LabCrossbar retries is idempotent (absolute levels, whole blocks, reads).
-    """
-    return isinstance(exc, (ReplyError, UnicodeDecodeError)) or _is_dropped(exc) or _is_timeout(exc)
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """A VISA timeout: the reply may still come, late, on that session."""
-    try:
-        from pyvisa import constants, errors
-
-        return isinstance(exc, errors.VisaIOError) and exc.error_code == constants.StatusCode.error_timeout
-    except ImportError:  # pragma: no cover
-        return False
-
-
-def _is_dropped(exc: BaseException) -> bool:
-    """A session that went away (not a timeout, not an instrument error)."""
-    if isinstance(exc, (InstrumentError, TimeoutError)):
-        return False
-    if isinstance(exc, (ConnectionError, BrokenPipeError)):
-        return True
-    try:
-        from pyvisa import constants, errors
-
-        if isinstance(exc, errors.VisaIOError):
-            return exc.error_code in (constants.StatusCode.error_connection_lost, constants.StatusCode.error_io)
-    except ImportError:  # pragma: no cover
-        pass
-    return False
 
 
 class SessionsMixin:
@@ -254,7 +211,7 @@ class SessionsMixin:
             except Exception as exc:
                 raise ConfigError(
                     f"{self.source}: instruments.{name}.address: no answer to *IDN? from {spec.address!r} "
-                    f"({_reason(exc)})"
+                    f"({reason(exc)})"
                 ) from None
             hint = IDN_HINTS[spec.kind]
             if hint.upper() not in idn.upper():
@@ -282,8 +239,10 @@ class SessionsMixin:
                 if unusable is not None:
                     raise NotReconnected(unusable)
                 return fn()
+            except QueuedError as exc:  # the instrument answers, and says what is wrong: no retry
+                raise self._reported(exc) from None
             except Exception as exc:
-                if not _is_retryable(exc):
+                if not is_retryable(exc):
                     raise
                 _owed(self.instruments[name], exc)
                 if first is None:
@@ -291,7 +250,7 @@ class SessionsMixin:
                 if attempt == tries:
                     raise self._link_error(name, first, exc, attempt) from None
                 log.warning("%s: %s (%s); reconnecting in %.1f s and retrying", name,
-                            "session dropped" if _is_dropped(exc) else "no usable reply", _reason(exc), delay)
+                            "session dropped" if is_dropped(exc) else "no usable reply", reason(exc), delay)
                 time.sleep(delay)
                 delay *= 2
                 unusable = self._reopen(name)
@@ -299,24 +258,22 @@ class SessionsMixin:
 
     def _link_error(self, name: str, first: tuple[str, BaseException], last: BaseException,
                     reconnects: int) -> LinkError:
-        """The one line a user gets when an instrument stopped answering: which, where, what, what to check."""
-        command, exc = first
-        cmd = f" {command[:60]!r}" if command else ""
-        if _is_dropped(exc):
-            what = f"the connection dropped at{cmd}" if cmd else "the connection dropped"
-        elif isinstance(exc, (ReplyError, UnicodeDecodeError)):
-            what = f"no readable reply to{cmd} ({_reason(exc)})" if cmd else f"no readable reply ({_reason(exc)})"
-        else:
-            what = f"no reply to{cmd} within the timeout" if cmd else "no reply within the timeout"
-        then = f", nor after {reconnects} reconnect{'s' if reconnects != 1 else ''} (last: {_brief(last)})" \
-            if reconnects else ""
-        return LinkError(f"{self._where(name)}: {what}{then}; check that it is on and answers at that address "
-                         "(power, cable or LAN, the address), then resume the run")
+        """The one line a user gets when an instrument stopped answering (`stops.link_error`)."""
+        return link_error(self._where(name), *first, last, reconnects)
+
+    def _reported(self, exc: QueuedError) -> InstrumentReported:
+        """The one line a user gets when an instrument reported an error in its queue (`stops.reported_error`)."""
+        return reported_error(self._where(exc.instrument), exc, self.station.limits.compliance_a, self.source)
 
     def _where(self, name: str) -> str:
         """`STATION: instruments.NAME (KIND at ADDRESS)`, how an error names an instrument."""
         spec = self.station.instruments.get(name)
-        return f"{self.source}: instruments.{name} ({spec.kind} at {spec.address})" if spec else name
+        if spec is None:
+            return name
+        fields = [f.strip() for f in self.idn.get(name, "").split(",")]
+        model = fields[1].upper().removeprefix("MODEL").strip() if len(fields) > 1 else ""
+        model = f" {model}" if model and model.lower() not in spec.kind.lower() else ""  # where the kind hides it
+        return f"{self.source}: instruments.{name} ({spec.kind}{model} at {spec.address})"
 
     def _reopen(self, name: str) -> str | None:
         """A fresh session (a late reply to the old one is never read); None when it works, else why not.
@@ -341,8 +298,8 @@ class SessionsMixin:
             raise
         except Exception as exc:  # the fresh session failed too: the next attempt reopens again
             _owed(inst, exc)
-            log.warning("%s: reconnected, but the restart check failed: %s", name, _reason(exc))
-            return f"reconnected, but no answer to the restart check: {_brief(exc)}"
+            log.warning("%s: reconnected, but the restart check failed: %s", name, reason(exc))
+            return f"reconnected, but no answer to the restart check: {brief(exc)}"
         return None
 
     def _clear_power_on(self, name: str, inst: Any) -> bool:
@@ -356,8 +313,8 @@ class SessionsMixin:
                 int(inst.ask("*ESR?").strip())
             return True
         except Exception as exc:
-            if not _is_timeout(exc):
-                log.debug("%s: no *ESR? (%s); restarts are not detected by its power-on bit", name, _reason(exc))
+            if not is_timeout(exc):
+                log.debug("%s: no *ESR? (%s); restarts are not detected by its power-on bit", name, reason(exc))
                 return False
         # a reply that comes late would answer the next query: that session is not used again
         log.warning("%s: no *ESR? reply within %g s; restarts are not detected by its power-on bit", name,

@@ -11,8 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hil.drivers.base import reason
 from hil.drivers.ratings import board_range_problem, check_ratings, model_ratings
-from hil.drivers.sessions import IDN_HINTS, _close_adapter, _reason, driver_classes, make_driver, open_session
+from hil.drivers.sessions import IDN_HINTS, _close_adapter, driver_classes, make_driver, open_session
 from hil.errors import ConfigError
 from hil.interface import Topology
 from hil.station import BoardProgramming, PulseProgramming, Station, expand_refs, load_station
@@ -59,7 +60,7 @@ def check_board_range(station: Station, instruments: dict[str, Any], source: str
     try:
         lo, hi = (float(v) for v in instruments[prog.instrument].conductance_range)
     except Exception as exc:
-        raise ConfigError(f"{source}: instruments.{prog.instrument}: no answer to G:RANG? ({_reason(exc)})") from None
+        raise ConfigError(f"{source}: instruments.{prog.instrument}: no answer to G:RANG? ({reason(exc)})") from None
     problem = board_range_problem(station, prog.instrument, (lo, hi))
     if problem:
         raise ConfigError(f"{source}: {problem}")
@@ -146,7 +147,7 @@ def check_station(path: str | Path) -> list[str]:
                 errors = inst.check_errors()
             except Exception as exc:
                 raise ConfigError(f"{source}: instruments.{name}.address: no answer from {spec.address!r} "
-                                  f"({_reason(exc)})") from None
+                                  f"({reason(exc)})") from None
             if IDN_HINTS[spec.kind].upper() not in idn.upper():
                 raise ConfigError(f"{source}: instruments.{name}.kind: {spec.kind}, but {spec.address!r} "
                                   f"answers {idn!r}")

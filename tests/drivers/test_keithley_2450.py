@@ -66,3 +66,18 @@ def test_overload_reading_is_refused():
     with expected_protocol(Keithley2450, pairs, name="k2450") as smu:
         with pytest.raises(InstrumentError, match=r"k2450: overload reading \(\+9\.9E\+37, sample 1\)"):
             smu.read_voltages([""], 2)
+
+
+def test_an_error_queue_entry_names_the_last_command_in_the_instruments_words_without_its_time_stamp():
+    """The 2450 appends `;severity;date time` to each message (as the emulator does): not part of the error."""
+    from hil.drivers.base import QueuedError
+
+    trip = '5074,"Output tripped; compliance, output off;1;2024/01/01 00:00:00.000"'
+    with expected_protocol(Keithley2450, [(":SOUR:VOLT 0.05", None), ("SYST:ERR?", trip), NOERR]) as smu:
+        smu.write(":SOUR:VOLT 0.05")
+        with pytest.raises(QueuedError) as info:
+            smu.raise_errors("source levels")
+    err = info.value
+    assert (err.code, err.message, err.command, err.rest) == (5074, "Output tripped; compliance, output off",
+                                                              ":SOUR:VOLT 0.05", [])
+    assert err.sent == "':SOUR:VOLT 0.05' (source levels)"

@@ -1,0 +1,40 @@
+"""An SMU that trips during `hil train` (compliance, its output switched off by itself) ends the run in one
+line that names the station, the instrument, the command and the instrument's own error, and says what to
+check; exit 2, every source at 0 V and off, and the run resumes once the cause is fixed."""
+
+from __future__ import annotations
+
+from hilep_board_helpers import CONFIGS, fast_emulator, fast_ramp_station
+from hilep_testing import hil, runs
+
+from hil.config import load_config
+
+XOR = CONFIGS / "xor-8-4-1.yaml"
+SUBSET = ["--set", "data.train_subset=16", "--set", "data.test_subset=8", "--set", "train.epochs=1",
+          "--set", "train.checkpoint_every=1", "--quiet"]
+
+
+def test_an_smu_compliance_trip_stops_the_run_in_one_line_then_it_resumes(tmp_path, capsys):
+    cfg, _ = load_config(str(XOR))
+    station = fast_ramp_station("board_daq970a_2450.yaml", tmp_path)
+    ws = tmp_path / "ws"
+    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
+        emulated = emu.write_station(tmp_path / "emulated.yaml")
+        fault = emu.inject("smu", "trip", on=r"^:SOUR:VOLT ", after=6)  # the nudge source, in a nudged phase
+        capsys.readouterr()
+        assert hil("train", str(XOR), "--station", str(emulated), "--workspace", str(ws), *SUBSET) == 2
+        err = capsys.readouterr().err
+        assert fault.fired == 1
+        assert "Traceback" not in err, err
+        (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert f"{emulated}: instruments.smu (keithley2450 at {emu.servers['smu'].address})" in line, line
+        for said in ("after ':SOUR:VOLT ", '5074, "Output tripped; compliance, output off"', "tripped",
+                     "compliance_a = 0.0001 A", "the wiring", "the device under test", "then resume the run"):
+            assert said in line, line
+        assert all(emu.wait_safe().values())
+        (run,) = runs(ws)
+        assert run["status"] == "failed"
+        assert hil("train", "--resume", run["id"], "--workspace", str(ws), "--quiet") == 0
+    (run,) = runs(ws)
+    assert run["status"] == "completed"
+    assert [(b["epoch"], b["batch"]) for b in run["batches"]] == [(0, b) for b in range(len(run["batches"]))]
