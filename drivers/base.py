@@ -83,20 +83,25 @@ class SafeInstrument:
     error_query = "SYST:ERR?"
     #: mains-frequency query (`:SYST:LFR?`, TSP `print(localnode.linefreq)`); None: the instrument cannot say
     line_query: str | None = None
+    #: drives something (a source, a DAC, a relay): its safe state must be confirmed; a DMM only measures
+    has_outputs: bool = True
 
     def _init_safe(self) -> None:
         self.last_levels: dict[str, float] = {}
-        self.cleanup_failures: list[str] = []
+        self.cleanup_failures: list[tuple[str, str]] = []  # (what was not sent, why)
         self.last_command = ""  # what a timeout or a lost link was waiting on: named in the error a user sees
         self.unread_replies = 0  # queries that timed out: a link that keeps bytes (serial) still owes their replies
+        self.writes = 0  # messages sent (queries too): the safe state is not redone when nothing was sent since
 
     def write(self, command: str, **kwargs: Any) -> None:
         self.last_command = command
+        self.writes += 1
         super().write(command, **kwargs)  # type: ignore[misc]
 
     def write_bytes(self, content: bytes, **kwargs: Any) -> None:
         head = content[:60].split(b"#", 1)[0].decode("latin-1").strip().rstrip(",")  # `G:SET G1` of a block write
         self.last_command = f"{head} <{len(content)} bytes>" if head else f"<{len(content)} bytes>"
+        self.writes += 1
         super().write_bytes(content, **kwargs)  # type: ignore[misc]
 
     def identify(self) -> str:
@@ -172,9 +177,10 @@ class SafeInstrument:
     def short_timeout(self, seconds: float) -> Iterator[None]:
         """Lower the VISA timeout for a block; the previous one comes back afterwards."""
         conn = getattr(self.adapter, "connection", None)
-        old = getattr(conn, "timeout", None)
+        old = None
         try:
             if conn is not None:
+                old = conn.timeout  # a closed session raises here (pyvisa's InvalidSession)
                 conn.timeout = seconds * 1000.0
         except Exception:  # a closed session may refuse even this
             log.debug("%s: could not lower the timeout", self.name, exc_info=True)
@@ -195,10 +201,10 @@ class SafeInstrument:
             else:
                 self.write(command)
             return True
-        except Exception as exc:
-            what = command if isinstance(command, str) else f"<{len(command)} bytes>"
-            log.error("%s: could not send %r during cleanup: %s", self.name, what[:60], exc)
-            self.cleanup_failures.append(f"{self.name}: {what[:60]}: {exc}")
+        except Exception as exc:  # said once per instrument by the caller (`safe_state`), not per command
+            what = command if isinstance(command, str) else self.last_command
+            log.debug("%s: could not send %r during cleanup: %s", self.name, what[:60], exc)
+            self.cleanup_failures.append((repr(what[:60]), brief(exc)))
             return False
 
     def ramp_down_commands(self, max_step: float) -> Iterator[str | bytes]:
@@ -219,7 +225,7 @@ class SafeInstrument:
         with self.short_timeout(self.cleanup_timeout_s):
             for cmd in self.ramp_down_commands(max_step):
                 if deadline is not None and time.monotonic() > deadline:
-                    log.error("%s: cleanup deadline reached while ramping down", self.name)
+                    self.cleanup_failures.append(("the rest of the ramp", "the cleanup deadline was reached"))
                     ok = False
                     break
                 if not self._try(cmd):

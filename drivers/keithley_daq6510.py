@@ -54,6 +54,7 @@ class KeithleyDAQ6510(SafeInstrument, _PymeasureDAQ6510):
 
     buffer_readings = 7_000_000
     line_query = ":SYST:LFR?"
+    has_outputs = False  # it only measures: nothing to make safe at cleanup
 
     scan_count = Instrument.setting(
         ":ROUT:SCAN:COUN:SCAN %d",

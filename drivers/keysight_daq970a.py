@@ -71,6 +71,7 @@ class DAQ970A(SafeInstrument, SCPIMixin, Instrument):
 
     #: readings the instrument memory holds
     memory_readings = 1_000_000
+    has_outputs = False  # it only measures: nothing to make safe at cleanup
     timing_class: type[InstrumentTiming] = DAQ970ATiming
 
     scan = Instrument.setting(

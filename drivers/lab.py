@@ -77,6 +77,7 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
         self.v_unit = station.scales.v_unit_v or topology.v_unit
         self._closed = False
         self._cleaning = False
+        self._safe_at: int | None = None  # messages sent when the safe state was last brought about
         self.cleanup_failures: list[str] = []
         self._check_fit()
         self.inputs = station.input_refs()

@@ -150,7 +150,17 @@ class SafetyMixin:
                 self._call(name, self.instruments[name].open_all)
 
     def safe_state(self) -> None:
-        """Every source ramped to 0 V and off, switches open: writes only, bounded in time; never raises."""
+        """Every source ramped to 0 V and off, switches open: writes only, bounded in time; never raises.
+
+        Not done again when nothing was sent since the last time (the runner's safe state, then close()):
+        the same writes, the same failures, said twice.  What could not be done is said once per instrument:
+        for one with outputs, that its safe state is not confirmed (check it by hand); for one that only
+        measures, that it could not be reached.
+        """
+        sent = sum(getattr(inst, "writes", 0) for inst in self.instruments.values())
+        if self._safe_at == sent:
+            log.debug("safe_state: nothing sent since the last one; not repeated")
+            return
         self._cleaning = True
         previous_sigint = None
         if threading.current_thread() is threading.main_thread():  # a 2nd Ctrl-C must not cut cleanup short
@@ -161,23 +171,34 @@ class SafetyMixin:
         order = sorted(self.instruments.items(), key=lambda kv: _cleanup_rank(kv[1]))
         try:
             for name, inst in order:
+                before = len(inst.cleanup_failures)
                 try:
                     ok = inst.safe_shutdown(self.guard.max_step_v, lim.ramp_step_s, deadline)
                 except Exception as exc:  # a driver bug must not stop the others
-                    log.exception("%s: safe_shutdown failed", name)
+                    log.debug("%s: safe_shutdown raised", name, exc_info=True)
                     ok = False
-                    inst.cleanup_failures.append(f"{name}: {exc}")
+                    inst.cleanup_failures.append(("its shutdown", f"{type(exc).__name__}: {exc}"))
                 if not ok:
                     failures.append(name)
-            if failures:
-                log.error("safe_state: could not bring %s to the safe state; check them by hand",
-                          ", ".join(failures))
+                    _report(name, inst, inst.cleanup_failures[before:])
         finally:
             self._cleaning = False
             if previous_sigint is not None:
                 signal.signal(signal.SIGINT, previous_sigint)
+            self._safe_at = sum(getattr(inst, "writes", 0) for inst in self.instruments.values())
         self.cleanup_failures = failures
 
+
+def _report(name: str, inst: Any, failed: list[tuple[str, str]]) -> None:
+    """One line for an instrument whose cleanup did not all go out, saying only what is true of it."""
+    why = list(dict.fromkeys(w for _, w in failed))
+    what = ", ".join(c for c, _ in failed[:4]) + (f" (+{len(failed) - 4} more)" if len(failed) > 4 else "") \
+        + f" ({'; '.join(why[:2])})" if failed else "nothing (the cleanup deadline was reached first)"
+    if getattr(inst, "has_outputs", True):
+        log.error("%s: could not confirm its safe state (0 V, outputs off): not sent: %s; check it by hand",
+                  name, what)
+    else:
+        log.warning("%s: could not be reached during cleanup (not sent: %s); it drives no outputs", name, what)
 
 
 def _nudge_on(board: Any, beta_s: float) -> None:
