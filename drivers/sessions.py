@@ -263,7 +263,8 @@ class SessionsMixin:
 
     def _reported(self, exc: QueuedError) -> InstrumentReported:
         """The one line a user gets when an instrument reported an error in its queue (`stops.reported_error`)."""
-        return reported_error(self._where(exc.instrument), exc, self.station.limits.compliance_a, self.source)
+        outputs = getattr(self.instruments.get(exc.instrument), "has_outputs", True)
+        return reported_error(self._where(exc.instrument), exc, self.station.limits.compliance_a, self.source, outputs)
 
     def _where(self, name: str) -> str:
         """`STATION: instruments.NAME (KIND at ADDRESS)`, how an error names an instrument."""

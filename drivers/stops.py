@@ -84,17 +84,20 @@ def link_error(where: str, command: str, exc: BaseException, last: BaseException
                      "(power, cable or LAN, the address), then resume the run")
 
 
-#: an error-queue text that says the instrument protected itself (compliance, a current limit, a trip)
-TRIP = re.compile(r"complian|trip|limit exceeded|current limit|over ?current", re.IGNORECASE)
+#: an error-queue text that says a source protected itself (compliance, a current limit, an overload, a trip):
+#: the board's 310 "DAC current limit", the 2450's 5074 "Output tripped", the 2600's 5062 "SMU overload"
+TRIP = re.compile(r"complian|trip|limit exceeded|current limit|over ?current|overload", re.IGNORECASE)
 
 
-def reported_error(where: str, exc: QueuedError, compliance_a: float, source: str) -> InstrumentReported:
+def reported_error(where: str, exc: QueuedError, compliance_a: float, source: str,
+                   has_outputs: bool = True) -> InstrumentReported:
     """The one line a user gets when an instrument reported an error: its code and text, the command, what to
-    check.  A trip (the text says so) points at the limit, the wiring and the device under test; a command
-    error (-100..-199, SCPI) at the instrument's model, language and firmware; any other at the values sent."""
+    check.  A trip of a source (the text says so) points at the limit, the wiring and the device under test;
+    a command error (-100..-199, SCPI) at the instrument's model, language and firmware; any other at the
+    values sent."""
     more = "; then " + "; ".join(f'{c}, "{m}"' for c, m in exc.rest[:3]) if exc.rest else ""
     said = f'{where}: reported {exc.code}, "{exc.message}"{more} after {exc.sent}'
-    if TRIP.search(exc.message) or any(TRIP.search(m) for _, m in exc.rest):
+    if has_outputs and (TRIP.search(exc.message) or any(TRIP.search(m) for _, m in exc.rest)):
         check = (f"it tripped and switched its output off: check the limit (compliance_a = {compliance_a:g} A in "
                  "the station file, or the instrument's own), the wiring (a short, a node on the wrong channel) and "
                  "the device under test, then resume the run")

@@ -10,6 +10,7 @@ from hilep_testing import hil, runs
 from hil.config import load_config
 
 XOR = CONFIGS / "xor-8-4-1.yaml"
+XOR1D = CONFIGS / "xor1d-2-2-1.yaml"
 SUBSET = ["--set", "data.train_subset=16", "--set", "data.test_subset=8", "--set", "train.epochs=1",
           "--set", "train.checkpoint_every=1", "--quiet"]
 
@@ -38,3 +39,24 @@ def test_an_smu_compliance_trip_stops_the_run_in_one_line_then_it_resumes(tmp_pa
     (run,) = runs(ws)
     assert run["status"] == "completed"
     assert [(b["epoch"], b["batch"]) for b in run["batches"]] == [(0, b) for b in range(len(run["batches"]))]
+
+
+def test_a_2600_overload_trip_of_an_input_source_stops_the_memristive_run_in_one_line(tmp_path, capsys):
+    """The 2602B/2636B's 5062 "SMU overload. Automatic OUTPUT off." (the emulator's `trip`) on the input SMU."""
+    cfg, _ = load_config(str(XOR1D))
+    station = fast_ramp_station("memristive_2600_707b.yaml", tmp_path)
+    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
+        emulated = emu.write_station(tmp_path / "emulated.yaml")
+        fault = emu.inject("smu_in", "trip", on=r"levelv", after=10)
+        capsys.readouterr()
+        assert hil("train", str(XOR1D), "--station", str(emulated), "--workspace", str(tmp_path / "ws"),
+                   "--set", "data.train_subset=20", "--set", "data.test_subset=8", "--set", "train.epochs=1",
+                   "--quiet") == 2
+        err = capsys.readouterr().err
+        assert fault.fired == 1 and "Traceback" not in err, err
+        (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert f"instruments.smu_in (keithley2600 2636B at {emu.servers['smu_in'].address})" in line, line
+        for said in ('5062, "SMU overload. Automatic OUTPUT off."', "after 'smua.source.levelv=", "tripped",
+                     "the device under test", "then resume the run"):
+            assert said in line, line
+        assert all(emu.wait_safe().values())
