@@ -92,16 +92,19 @@ class SafeInstrument:
         self.last_command = ""  # what a timeout or a lost link was waiting on: named in the error a user sees
         self.unread_replies = 0  # queries that timed out: a link that keeps bytes (serial) still owes their replies
         self.writes = 0  # messages sent (queries too): the safe state is not redone when nothing was sent since
+        self.sent_at = 0.0
 
     def write(self, command: str, **kwargs: Any) -> None:
         self.last_command = command
         self.writes += 1
+        self.sent_at = time.monotonic()  # which of several instruments an operation talked to last
         super().write(command, **kwargs)  # type: ignore[misc]
 
     def write_bytes(self, content: bytes, **kwargs: Any) -> None:
         head = content[:60].split(b"#", 1)[0].decode("latin-1").strip().rstrip(",")  # `G:SET G1` of a block write
         self.last_command = f"{head} <{len(content)} bytes>" if head else f"<{len(content)} bytes>"
         self.writes += 1
+        self.sent_at = time.monotonic()
         super().write_bytes(content, **kwargs)  # type: ignore[misc]
 
     def identify(self) -> str:

@@ -234,6 +234,7 @@ class Keithley2600(SafeInstrument, Instrument):
         strict_range(volts, [-v_abs_max, v_abs_max])
         strict_range(width_s, [1e-6, 1.0])
         self.channel(ch)
+        self.last_levels[ch] = volts  # until the line is known to have run to its end: a TSP error stops it
         self.write(f"smu{ch}.source.levelv={volts:g} delay({width_s:g}) smu{ch}.source.levelv=0")
         self.last_levels[ch] = 0.0
 
@@ -241,6 +242,7 @@ class Keithley2600(SafeInstrument, Instrument):
         """Measure the current at v_read, then return to 0 V (one query); A."""
         strict_range(v_read, [-v_abs_max, v_abs_max])
         self.channel(ch)
+        self.last_levels[ch] = v_read  # left there if the line stops early (a TSP error: no print, no reply)
         with self.timeout_for(self.timing.estimate_read_s(1, 1)):
             reply = self.ask(f"smu{ch}.source.levelv={v_read:g} print(smu{ch}.measure.i()) smu{ch}.source.levelv=0")
         self.last_levels[ch] = 0.0

@@ -182,6 +182,11 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
         if st.nudge is not None and isinstance(st.nudge.conductance, BoardConductance):
             self.instruments[st.nudge.conductance.instrument].configure_nudge(lim.g_min_s, lim.g_max_s)
 
+    def _pulse_instruments(self) -> list[str]:
+        """The SMU and the matrix a pulse programmer talks to."""
+        prog = self.station.conductances
+        return [parse_ref(prog.smu)[0], prog.matrix]
+
     def _initial_conductances(self) -> dict[str, np.ndarray]:
         """What the cells hold now (S): read back from a board, assumed g_max for memristive cells."""
         out: dict[str, np.ndarray] = {}
@@ -259,10 +264,8 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
                         failed[name] = int(np.count_nonzero(phys))
                     achieved[name] = torch.zeros_like(value)
                     continue
-                try:  # not through `_call`: pulses are not idempotent, a retry would pulse twice
-                    rep = self.programmer.program_block(int(name[1:]), phys)
-                except QueuedError as exc:
-                    raise self._reported(exc) from None
+                rep = self._unretried(self._pulse_instruments(),  # pulses are not idempotent: not `_call`
+                                      lambda n=int(name[1:]), p=phys: self.programmer.program_block(n, p))
                 got = rep.achieved
                 writes += rep.pulses
                 if rep.failed:
@@ -288,7 +291,8 @@ class LabCrossbar(SessionsMixin, SafetyMixin):
                 arr = self._call(prog.instrument, lambda b=board, k=blk: b.get_block(k))
             elif name.startswith("G"):
                 assert self.programmer is not None
-                arr = self.programmer.read_block(int(name[1:]), shape)  # type: ignore[arg-type]
+                arr = self._unretried(self._pulse_instruments(),
+                                      lambda n=int(name[1:]), s=shape: self.programmer.read_block(n, s))
             else:  # no bias sources: 0 A
                 out[name] = torch.zeros(shape, dtype=dtype)
                 continue

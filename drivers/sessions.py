@@ -256,6 +256,31 @@ class SessionsMixin:
                 unusable = self._reopen(name)
         raise AssertionError("unreachable")
 
+    def _unretried(self, names: list[str], fn: Callable[[], T]) -> T:
+        """Run an operation that must not be retried (pulses: a retry would pulse twice) on `names`; a failure
+        stops the run in one line like `_call`'s.  A link failure gets a fresh session, whose error queue says
+        why when the instrument put it there (a TSP error stops a script before its print: no reply)."""
+        try:
+            return fn()
+        except QueuedError as exc:
+            raise self._reported(exc) from None
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            name = max(names, key=lambda n: getattr(self.instruments[n], "sent_at", 0.0))  # the one it waited on
+            inst = self.instruments[name]
+            command = inst.last_command
+            _owed(inst, exc)
+            errors: list[tuple[int, str]] = []
+            if self._reopen(name) is None:
+                try:
+                    errors = inst.check_errors()
+                except Exception as again:
+                    log.debug("%s: no error queue after reconnecting: %s", name, reason(again))
+            if errors:
+                raise self._reported(QueuedError(name, *errors[0], command, "", errors[1:])) from None
+            raise self._link_error(name, (command, exc), exc, 0) from None
+
     def _link_error(self, name: str, first: tuple[str, BaseException], last: BaseException,
                     reconnects: int) -> LinkError:
         """The one line a user gets when an instrument stopped answering (`stops.link_error`)."""
