@@ -41,13 +41,13 @@ def test_an_smu_compliance_trip_stops_the_run_in_one_line_then_it_resumes(tmp_pa
     assert [(b["epoch"], b["batch"]) for b in run["batches"]] == [(0, b) for b in range(len(run["batches"]))]
 
 
-def test_a_2600_overload_trip_of_an_input_source_stops_the_memristive_run_in_one_line(tmp_path, capsys):
-    """The 2602B/2636B's 5062 "SMU overload. Automatic OUTPUT off." (the emulator's `trip`) on the input SMU."""
+def _memristive_trip(tmp_path, capsys, instrument: str, on: str, after: int) -> str:
+    """Train xor1d over the emulated memristive station with a `trip` on `instrument`; the one error line."""
     cfg, _ = load_config(str(XOR1D))
     station = fast_ramp_station("memristive_2600_707b.yaml", tmp_path)
     with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
         emulated = emu.write_station(tmp_path / "emulated.yaml")
-        fault = emu.inject("smu_in", "trip", on=r"levelv", after=10)
+        fault = emu.inject(instrument, "trip", on=on, after=after)
         capsys.readouterr()
         assert hil("train", str(XOR1D), "--station", str(emulated), "--workspace", str(tmp_path / "ws"),
                    "--set", "data.train_subset=20", "--set", "data.test_subset=8", "--set", "train.epochs=1",
@@ -55,11 +55,17 @@ def test_a_2600_overload_trip_of_an_input_source_stops_the_memristive_run_in_one
         err = capsys.readouterr().err
         assert fault.fired == 1 and "Traceback" not in err, err
         (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
-        assert f"instruments.smu_in (keithley2600 2636B at {emu.servers['smu_in'].address})" in line, line
-        for said in ('5062, "SMU overload. Automatic OUTPUT off."', "after 'smua.source.levelv=", "tripped",
-                     "the device under test", "then resume the run"):
-            assert said in line, line
+        assert f"instruments.{instrument} (keithley2600 2636B at {emu.servers[instrument].address})" in line, line
         assert all(emu.wait_safe().values())
+    return line
+
+
+def test_a_2600_overload_trip_of_an_input_source_stops_the_memristive_run_in_one_line(tmp_path, capsys):
+    """The 2602B/2636B's 5062 "SMU overload. Automatic OUTPUT off." (the emulator's `trip`) on the input SMU."""
+    line = _memristive_trip(tmp_path, capsys, "smu_in", r"levelv", 10)
+    for said in ('5062, "SMU overload. Automatic OUTPUT off."', "after 'smua.source.levelv=", "tripped",
+                 "the device under test", "then resume the run"):
+        assert said in line, line
 
 
 def test_a_trip_during_pulse_programming_stops_in_one_line_with_the_smus_own_error_and_its_level_at_0v(tmp_path,
@@ -67,20 +73,7 @@ def test_a_trip_during_pulse_programming_stops_in_one_line_with_the_smus_own_err
     """Pulses are not retried (a retry would pulse twice).  After the trip, the read-verify's TSP line stops at
     `measure.i()` (output off): no print, no reply, a timeout.  Before: a raw VisaIOError traceback, and the
     read level (0.1 V) left programmed on the channel.  Now the error queue, read on a fresh session, says why."""
-    cfg, _ = load_config(str(XOR1D))
-    station = fast_ramp_station("memristive_2600_707b.yaml", tmp_path)
-    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
-        emulated = emu.write_station(tmp_path / "emulated.yaml")
-        fault = emu.inject("smu_prog", "trip", on=r"delay\(", after=30)  # a pulse, in the first program()
-        capsys.readouterr()
-        assert hil("train", str(XOR1D), "--station", str(emulated), "--workspace", str(tmp_path / "ws"),
-                   "--set", "data.train_subset=20", "--set", "data.test_subset=8", "--set", "train.epochs=1",
-                   "--quiet") == 2
-        err = capsys.readouterr().err
-        assert fault.fired == 1 and "Traceback" not in err, err
-        (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
-        assert f"instruments.smu_prog (keithley2600 2636B at {emu.servers['smu_prog'].address})" in line, line
-        for said in ('5062, "SMU overload. Automatic OUTPUT off."', "print(smub.measure.i())", "tripped",
-                     "the device under test", "then resume the run"):
-            assert said in line, line
-        assert all(emu.wait_safe().values())
+    line = _memristive_trip(tmp_path, capsys, "smu_prog", r"delay\(", 30)  # a pulse, in the first program()
+    for said in ('5062, "SMU overload. Automatic OUTPUT off."', "print(smub.measure.i())", "tripped",
+                 "the device under test", "then resume the run"):
+        assert said in line, line
