@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -31,3 +33,14 @@ def fast_emulator(station: Path, twin: dict | None, seed: int = 0):
 
     fast = {"speed": 1000.0} if "speed" in inspect.signature(Emulator).parameters else {}
     return Emulator(load_station(station), twin, seed=seed, **fast)
+
+
+@contextmanager
+def emulated_station(config: Path, station_name: str, tmp_path: Path) -> Iterator[tuple[object, Path]]:
+    """The fast-slewing copy of a shipped station served by `fast_emulator` with `config`'s twin and seed:
+    (the emulator, the loopback station file to train on)."""
+    from hil.config import load_config
+
+    cfg, _ = load_config(str(config))
+    with fast_emulator(fast_ramp_station(station_name, tmp_path), cfg.crossbar, seed=cfg.seed) as emu:
+        yield emu, emu.write_station(tmp_path / "emulated.yaml")

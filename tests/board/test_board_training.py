@@ -11,10 +11,8 @@ the two runs must predict the same classes up to a point or two near the decisio
 
 from __future__ import annotations
 
-from hilep_board_helpers import CONFIGS, STATIONS, fast_emulator, fast_ramp_station
+from hilep_board_helpers import CONFIGS, STATIONS, emulated_station
 from hilep_testing import hil, runs
-
-from hil.config import load_config
 
 XOR = CONFIGS / "xor-8-4-1.yaml"
 XOR1D = CONFIGS / "xor1d-2-2-1.yaml"
@@ -48,10 +46,7 @@ def test_xor1d_on_the_memristive_twin_reaches_the_stated_accuracy(tmp_path):
 def test_xor_over_the_emulated_shipped_station_matches_the_twin(tmp_path, capsys):
     subset = ["--set", "data.train_subset=48", "--set", "data.test_subset=40", "--set", "train.epochs=3",
               "--quiet"]
-    cfg, _ = load_config(str(XOR))
-    station = fast_ramp_station("board_daq970a_2450.yaml", tmp_path)
-    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
-        emulated = emu.write_station(tmp_path / "emulated.yaml")
+    with emulated_station(XOR, "board_daq970a_2450.yaml", tmp_path) as (emu, emulated):
         assert hil("train", str(XOR), "--station", str(emulated), "--workspace", str(tmp_path / "lab"), *subset) == 0
         reads = emu.world.reads
     assert hil("train", str(XOR), "--workspace", str(tmp_path / "twin"), *subset) == 0
@@ -70,10 +65,7 @@ def test_xor1d_trains_over_the_emulated_memristive_station_without_biases(tmp_pa
     """The shipped config on its shipped station, cells programmed by pulses through the 707B: before, the
     first batch stopped (`bias b1 needs up to nan A`).  A threshold on the one feature gets at most 75 %."""
     subset = ["--set", "data.train_subset=20", "--set", "data.test_subset=40", "--set", "train.epochs=1", "--quiet"]
-    cfg, _ = load_config(str(XOR1D))
-    station = fast_ramp_station("memristive_2600_707b.yaml", tmp_path)
-    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
-        emulated = emu.write_station(tmp_path / "emulated.yaml")
+    with emulated_station(XOR1D, "memristive_2600_707b.yaml", tmp_path) as (emu, emulated):
         assert hil("train", str(XOR1D), "--station", str(emulated), "--workspace", str(tmp_path / "lab"), *subset) == 0
         pulses = emu.world.pulses
         assert {n: list(m.errors) for n, m in emu.models.items() if m.errors} == {}

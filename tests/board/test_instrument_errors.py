@@ -4,10 +4,8 @@ check; exit 2, every source at 0 V and off, and the run resumes once the cause i
 
 from __future__ import annotations
 
-from hilep_board_helpers import CONFIGS, fast_emulator, fast_ramp_station
+from hilep_board_helpers import CONFIGS, emulated_station
 from hilep_testing import hil, runs
-
-from hil.config import load_config
 
 XOR = CONFIGS / "xor-8-4-1.yaml"
 XOR1D = CONFIGS / "xor1d-2-2-1.yaml"
@@ -16,11 +14,8 @@ SUBSET = ["--set", "data.train_subset=16", "--set", "data.test_subset=8", "--set
 
 
 def test_an_smu_compliance_trip_stops_the_run_in_one_line_then_it_resumes(tmp_path, capsys):
-    cfg, _ = load_config(str(XOR))
-    station = fast_ramp_station("board_daq970a_2450.yaml", tmp_path)
     ws = tmp_path / "ws"
-    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
-        emulated = emu.write_station(tmp_path / "emulated.yaml")
+    with emulated_station(XOR, "board_daq970a_2450.yaml", tmp_path) as (emu, emulated):
         fault = emu.inject("smu", "trip", on=r"^:SOUR:VOLT ", after=6)  # the nudge source, in a nudged phase
         capsys.readouterr()
         assert hil("train", str(XOR), "--station", str(emulated), "--workspace", str(ws), *SUBSET) == 2
@@ -43,10 +38,7 @@ def test_an_smu_compliance_trip_stops_the_run_in_one_line_then_it_resumes(tmp_pa
 
 def _memristive_trip(tmp_path, capsys, instrument: str, on: str, after: int) -> str:
     """Train xor1d over the emulated memristive station with a `trip` on `instrument`; the one error line."""
-    cfg, _ = load_config(str(XOR1D))
-    station = fast_ramp_station("memristive_2600_707b.yaml", tmp_path)
-    with fast_emulator(station, cfg.crossbar, seed=cfg.seed) as emu:
-        emulated = emu.write_station(tmp_path / "emulated.yaml")
+    with emulated_station(XOR1D, "memristive_2600_707b.yaml", tmp_path) as (emu, emulated):
         fault = emu.inject(instrument, "trip", on=on, after=after)
         capsys.readouterr()
         assert hil("train", str(XOR1D), "--station", str(emulated), "--workspace", str(tmp_path / "ws"),
