@@ -7,7 +7,7 @@ The gradient estimate of equilibrium propagation is, for two nudges beta_1 < bet
 with `dE/dG_ij = 1/2 (u_i - v_j)^2` for a block between layers u and v and
 `dE/db = -s` for a bias (DESIGN.md, "EP through the interface").  Summed over
 the batch, the block term is a few rank-B products, so one `addmm_` per block
-applies it in place: no `(B, n_in, n_h)` tensor and a single pass over G.
+(`hil.rank_update`) applies it in place: no `(B, n_in, n_h)` tensor and a single pass over G.
 The controller sees `Measurement`s only: it cannot tell a twin from a board.
 """
 
@@ -23,6 +23,7 @@ from torch import Tensor
 from hil.adaptive import AdaptiveReads, batch_reads
 from hil.diagnostics import SignalMonitor
 from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
+from hil.rank_update import rank_update_
 from hil.readout import Readout
 
 
@@ -80,8 +81,7 @@ def ep_step_(
             half_du2 = -0.5 * (u2 * u2 - u1 * u1).sum(dim=-2, keepdim=True)
             left = torch.cat([u2, u1, half_du2, ones_pre], dim=-2)
             right = torch.cat([v2, -v1, torch.ones_like(half_dv2), half_dv2], dim=-2)
-        update = block.baddbmm_ if block.ndim == 3 else block.addmm_
-        update(left.transpose(-1, -2), right, alpha=eta_w[l - 1] / (batch * dbeta))
+        rank_update_(block, left, right, eta_w[l - 1] / (batch * dbeta))
         params[f"b{l}"].add_(dv.sum(dim=-2), alpha=eta_b[l - 1] / (batch * dbeta))
 
 

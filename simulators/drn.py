@@ -117,6 +117,7 @@ class DRNSolver:
         self.fixed_iterations = fixed_iterations
         self.check_every = check_every
         self._cap_warned = False
+        self._clip_bounds: dict[tuple, tuple[Tensor, Tensor]] = {}  # per layer width: the diodes' clamp bounds
 
     def __repr__(self) -> str:
         mode = f"fixed_iterations={self.fixed_iterations}" if self.fixed_iterations else f"tol={self.tol:g}"
@@ -177,9 +178,7 @@ class DRNSolver:
                     else:
                         new.mul_(inv_dens[l])
                     if l < depth - 1 and self.diode is None:
-                        half = new.shape[-1] // 2
-                        new[..., :half].clamp_(min=0.0)
-                        new[..., half:].clamp_(max=0.0)
+                        self._diode_clip_(new)
                     if checking:
                         deltas.extend(torch.aminmax(new - states[l]))  # min and max of dV: one reduction
                     states[l] = new
@@ -232,9 +231,7 @@ class DRNSolver:
                     new = self._layer_update(l, xg, g, states, b, out_drive)
                     new.mul_(inv_dens[l])
                     if l < depth - 1:
-                        half = new.shape[-1] // 2
-                        new[..., :half].clamp_(min=0.0)
-                        new[..., half:].clamp_(max=0.0)
+                        self._diode_clip_(new)
                     if frozen is not None:
                         new = torch.where(frozen, states[l], new)
                     if checking:
@@ -253,6 +250,18 @@ class DRNSolver:
                         self.max_iter, done.count(False), trials)
             self._cap_warned = True
         return Equilibrium(states=states, iterations=max(sweeps), converged=converged, residual=float("nan")), sweeps
+
+    def _diode_clip_(self, v: Tensor) -> None:
+        """The ideal diodes, in place: the first half of a layer kept >= 0, the second <= 0; one op."""
+        key = (v.shape[-1], v.dtype, v.device)
+        if key not in self._clip_bounds:
+            n, half = v.shape[-1], v.shape[-1] // 2
+            lo = v.new_zeros(n)
+            hi = v.new_zeros(n)
+            lo[half:], hi[:half] = -torch.inf, torch.inf
+            self._clip_bounds[key] = (lo, hi)
+        lo, hi = self._clip_bounds[key]
+        torch.clamp(v, lo, hi, out=v)
 
     def _packed_residuals(self, deltas: list[Tensor], states: list[Tensor]) -> list[tuple[float, float]]:
         """Per trial, `_residual_and_limit`'s pair, all read back in one host sync."""

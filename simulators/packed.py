@@ -79,7 +79,7 @@ class PackedTwin:
         lo, hi = self.topology.g_min, self.topology.g_max
         for name, value in g.items():
             dst = self._g[name]
-            if name.startswith("G") and (bool(value.min() < lo) or (not math.isinf(hi) and bool(value.max() > hi))):
+            if name.startswith("G") and (bool(value.amin() < lo) or (not math.isinf(hi) and bool(value.amax() > hi))):
                 clipped[name] = int(((value < lo) | (value > hi)).sum().item())
                 torch.clamp(value.to(dst), lo, hi, out=dst)
                 achieved[name] = dst.clone()
