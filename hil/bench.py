@@ -7,7 +7,9 @@ roofline of are timed in alternating short windows and the best window of each
 is kept, so a shared machine's load (other processes taking the cores for a
 while) does not land on one side of the ratio only.  Useful work per training
 sample is counted as 2 phases x 2 n_in n_h (the x @ G1 products) + 2 n_in n_h
-(the G1 update).
+(the G1 update).  Training is timed with each `train.update`: `blas` (the
+default, bit for bit the reference runs) and `fused` (update and clip in one
+compiled pass; its first step compiles, outside the timed windows).
 """
 
 from __future__ import annotations
@@ -61,17 +63,18 @@ def _matmul(batch: int) -> Callable[[], int]:
     return once
 
 
-def _controller() -> tuple[EPController, torch.Tensor, torch.Tensor]:
+def _controller(update: str = "blas") -> tuple[EPController, torch.Tensor, torch.Tensor]:
     topology = Topology(LAYERS)
     xbar = open_crossbar(topology, {"kind": "twin"}, seed=0, source="hil bench")
     xbar.program(initial_conductances(topology, [1.0, 1.0], torch.Generator().manual_seed(0)))
-    ctl = EPController(xbar, beta=1.0, centered=True, n_samples=1, eta_w=[0.006] * 2, eta_b=[0.006] * 2)
+    ctl = EPController(xbar, beta=1.0, centered=True, n_samples=1, eta_w=[0.006] * 2, eta_b=[0.006] * 2,
+                        update=update)
     train, _ = load_embedded()
     return ctl, to_voltages(train.images, 480.0), train.labels
 
 
-def _train(batch: int) -> Callable[[], int]:
-    ctl, x, labels = _controller()
+def _train(batch: int, update: str = "blas") -> Callable[[], int]:
+    ctl, x, labels = _controller(update)
     targets = one_hot(labels, 10)
     pos = [0]
 
@@ -104,11 +107,14 @@ def run(seconds: float = 3.0, progress: Callable[[str], None] | None = None) -> 
     out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "layers": list(LAYERS)}
     for batch in (4, 32):
         say(f"matmul and training, batch {batch}")
-        rates = best_rates({"matmul": _matmul(batch), "train": _train(batch)}, seconds)
+        fns = {"matmul": _matmul(batch), "train": _train(batch), "train_fused": _train(batch, "fused")}
+        rates = best_rates(fns, seconds)
         out[f"matmul_b{batch}_gflops"] = rates["matmul"] * 2 * batch * LAYERS[0] * LAYERS[1] / 1e9
-        sps = out[f"train_b{batch}_samples_per_s"] = rates["train"]
-        out[f"train_b{batch}_gflops_useful"] = sps * useful / 1e9
-        out[f"train_b{batch}_roofline_fraction"] = sps * useful / 1e9 / out[f"matmul_b{batch}_gflops"]
+        for mode in ("train", "train_fused"):
+            key = mode.replace("train", f"train_b{batch}")
+            sps = out[f"{key}_samples_per_s"] = rates[mode]
+            out[f"{key}_gflops_useful"] = sps * useful / 1e9
+            out[f"{key}_roofline_fraction"] = sps * useful / 1e9 / out[f"matmul_b{batch}_gflops"]
     say("inference, batch 256")
     out["infer_b256_samples_per_s"] = infer_rate(256, seconds)
     for ep in entry_points(group="hil.benches"):

@@ -137,6 +137,10 @@ class TrainConfig(Strict):
     momentum: float = Field(
         0.0, ge=0.0, lt=1.0, description="heavy-ball momentum of the EP update (0: plain SGD, the paper's)"
     )
+    update: Literal["blas", "fused"] = Field(
+        "blas", description="blas: the reference update, then the clip; fused: both in one compiled pass "
+        "(faster at small batches, other float32 roundings; needs torch.compile's C++ compiler)"
+    )
     lr_decay: float = Field(0.99, gt=0.0, le=1.0, description="learning rates are multiplied by this each epoch")
     n_samples: PositiveInt = Field(1, description="reads averaged per node per phase (N)")
     checkpoint_every: PositiveInt = Field(1000, description="batches between checkpoints (and one per epoch)")

@@ -14,10 +14,14 @@ console = Console(soft_wrap=True)
 _LABELS = {
     "matmul_b32_gflops": "float32 matmul (32x1568)@(1568x1024), GFLOP/s",
     "matmul_b4_gflops": "float32 matmul (4x1568)@(1568x1024), GFLOP/s",
-    "train_b4_samples_per_s": "EP training 1568-1024-10, batch 4, samples/s",
+    "train_b4_samples_per_s": "EP training 1568-1024-10, batch 4, samples/s (train.update: blas)",
     "train_b4_roofline_fraction": "  as a fraction of the batch-4 matmul roofline",
-    "train_b32_samples_per_s": "EP training 1568-1024-10, batch 32, samples/s",
+    "train_b4_fused_samples_per_s": "EP training, batch 4, samples/s (train.update: fused)",
+    "train_b4_fused_roofline_fraction": "  as a fraction of the batch-4 matmul roofline",
+    "train_b32_samples_per_s": "EP training 1568-1024-10, batch 32, samples/s (train.update: blas)",
     "train_b32_roofline_fraction": "  as a fraction of the batch-32 matmul roofline",
+    "train_b32_fused_samples_per_s": "EP training, batch 32, samples/s (train.update: fused)",
+    "train_b32_fused_roofline_fraction": "  as a fraction of the batch-32 matmul roofline",
     "infer_b256_samples_per_s": "inference (free phase), batch 256, samples/s",
     "peak_rss_mb": "peak resident memory, MB",
 }
