@@ -28,7 +28,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from hil.interface import Measurement
 
@@ -75,8 +77,9 @@ class SignalMonitor:
                 a = ds.reshape(-1)
             self._total[l] += ds.numel()
             if a.numel():
-                self._medians[l].append(float(torch.quantile(a.double(), 0.5)))
-                self._sumsq[l] += float((a.double() ** 2).sum())
+                a64 = a.double()
+                self._medians[l].append(batch_median(a64))
+                self._sumsq[l] += float((a64**2).sum())
                 self._active[l] += a.numel()
 
     def _read_sigma_now(self, s1: Measurement, s2: Measurement) -> float | None:
@@ -124,6 +127,26 @@ class SignalMonitor:
         self._sumsq, self._active, self._total = list(state["sumsq"]), list(state["active"]), list(state["total"])
         self._var_sum, self._var_count = list(state["var_sum"]), list(state["var_count"])
         self._n_samples = int(state["n_samples"])
+
+
+def batch_median(t: Tensor) -> float:
+    """`torch.quantile(t, 0.5)` to the bit (its order statistics and its lerp), by one partial sort.
+
+    quantile sorts the whole batch (~100 us for 4,096 values, every batch of a run);
+    `numpy.partition` finds the two middle values in a tenth of that.
+    """
+    arr = t.detach().cpu().numpy().ravel()
+    n = arr.size
+    pos = 0.5 * (n - 1)
+    i = int(pos)
+    j = min(i + 1, n - 1)
+    if np.isnan(arr).any():  # quantile's rule: any NaN gives NaN
+        return math.nan
+    part = np.partition(arr, [i, j])
+    lo, hi, w = float(part[i]), float(part[j]), pos - i
+    if w == 0.0:
+        return lo
+    return lo + w * (hi - lo) if w < 0.5 else hi - (hi - lo) * (1.0 - w)  # ATen's lerp, both branches
 
 
 def _median(values: list[float]) -> float | None:

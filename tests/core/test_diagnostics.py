@@ -129,3 +129,21 @@ def test_board_recipes_with_1e_5_v_signals_ship_a_solver_tolerance_far_below_it(
 
     cfg, _ = load_config(name)
     assert cfg.crossbar["tol_v"] <= 1e-8  # the crossbar section is validated by its kind (TwinConfig)
+
+
+def test_batch_median_is_torch_quantile_to_the_bit():
+    """The monitor's per-batch median replaced torch.quantile(., 0.5); recorded signals must not move."""
+    import math
+
+    from hil.diagnostics import batch_median
+
+    gen = torch.Generator().manual_seed(0)
+    for case in range(600):
+        n = int(torch.randint(1, 5000, (1,), generator=gen))
+        a = torch.rand(n, generator=gen, dtype=torch.float64) * 10.0 ** float(torch.randint(-8, 2, (1,), generator=gen))
+        if case % 3 == 0:
+            a = a.float().double()  # the monitor's values: float32 voltage differences
+        if case % 50 == 0:
+            a[: n // 3] = 0.0  # ties, as for nodes that did not move
+        assert batch_median(a) == float(torch.quantile(a, 0.5)), (case, n)
+    assert math.isnan(batch_median(torch.tensor([1.0, math.nan, 2.0], dtype=torch.float64)))
