@@ -27,19 +27,26 @@ _pads: dict[tuple, bool] = {}  # (shape, K, dtype, threads) -> pad or not, decid
 
 
 def rank_update_(block: Tensor, left: Tensor, right: Tensor, alpha: float) -> None:
-    """In place: `block += alpha * left^T @ right` for `left (K, n_pre)`, `right (K, n_post)`; 3-D: per trial."""
-    k = right.shape[-2]
-    if block.ndim == 3:  # packed trials (simulators/packed.py): batched, left as it is
-        block.baddbmm_(left.transpose(-1, -2), right, alpha=alpha)
-        return
-    if k < PAD_RANK and block.device.type == "cpu" and _pad_pays(block, left, right, alpha):
+    """In place: `block += alpha * left^T @ right` for `left (K, n_pre)`, `right (K, n_post)`.
+
+    Packed trials (simulators/packed.py) carry a leading trial dimension on all three.
+    """
+    if right.shape[-2] < PAD_RANK and block.device.type == "cpu" and _pad_pays(block, left, right, alpha):
         left, right = _padded(left), _padded(right)
-    block.addmm_(left.T, right, alpha=alpha)
+    _update(block, left, right, alpha)
+
+
+def _update(block: Tensor, left: Tensor, right: Tensor, alpha: float) -> None:
+    if block.ndim == 3:
+        block.baddbmm_(left.transpose(-1, -2), right, alpha=alpha)
+    else:
+        block.addmm_(left.T, right, alpha=alpha)
 
 
 def _padded(rows: Tensor) -> Tensor:
-    """`rows (K, n)` with zero rows added up to PAD_RANK."""
-    return torch.cat([rows, rows.new_zeros(PAD_RANK - rows.shape[0], rows.shape[1])])
+    """`rows (..., K, n)` with zero rows added up to PAD_RANK."""
+    pad = rows.new_zeros(*rows.shape[:-2], PAD_RANK - rows.shape[-2], rows.shape[-1])
+    return torch.cat([rows, pad], dim=-2)
 
 
 def _pad_pays(block: Tensor, left: Tensor, right: Tensor, alpha: float) -> bool:
@@ -52,8 +59,9 @@ def _pad_pays(block: Tensor, left: Tensor, right: Tensor, alpha: float) -> bool:
 def _measure(block: Tensor, left: Tensor, right: Tensor, alpha: float) -> bool:
     """Both ways on copies of `block`: pad only when the bits agree and padding is faster."""
     plain, padded = block.clone(), block.clone()
-    plain.addmm_(left.T, right, alpha=alpha)
-    padded.addmm_(_padded(left).T, _padded(right), alpha=alpha)
+    lp, rp = _padded(left), _padded(right)
+    _update(plain, left, right, alpha)
+    _update(padded, lp, rp, alpha)
     if not torch.equal(plain.view(torch.uint8), padded.view(torch.uint8)):
         return False
 
@@ -65,9 +73,8 @@ def _measure(block: Tensor, left: Tensor, right: Tensor, alpha: float) -> bool:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    lp, rp = _padded(left), _padded(right)
-    t_plain = best(lambda: plain.addmm_(left.T, right, alpha=alpha))
-    t_pad = best(lambda: padded.addmm_(lp.T, rp, alpha=alpha))
+    t_plain = best(lambda: _update(plain, left, right, alpha))
+    t_pad = best(lambda: _update(padded, lp, rp, alpha))
     return t_pad < 0.9 * t_plain
 
 
@@ -88,7 +95,7 @@ def update_and_clip_(block: Tensor, left: Tensor, right: Tensor, alpha: float, l
     for small blocks or for packed trials, the BLAS is faster and is used, then the clip.
     """
     k = right.shape[-2]
-    if block.ndim == 3 or k >= FUSE_BELOW or block.numel() < FUSE_MIN_CELLS:
+    if block.ndim == 3 or k >= FUSE_BELOW or block.numel() < FUSE_MIN_CELLS:  # packs: batched, BLAS
         rank_update_(block, left, right, alpha)
         block.clamp_(lo, hi)
         return

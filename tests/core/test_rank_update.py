@@ -50,6 +50,17 @@ def test_the_update_gives_the_plain_blas_bytes_whichever_way_it_runs(k, shape, d
     assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))
 
 
+@pytest.mark.parametrize("shape", [(2, 1568, 1024), (2, 1568, 256)])
+def test_a_packed_update_gives_the_batched_blas_bytes(shape) -> None:
+    gen = torch.Generator().manual_seed(1)
+    g = torch.rand(*shape, generator=gen) * 0.05
+    left, right = torch.rand(shape[0], 5, shape[1], generator=gen), torch.randn(shape[0], 5, shape[2], generator=gen)
+    want, got = g.clone(), g.clone()
+    want.baddbmm_(left.transpose(1, 2), right, alpha=-0.37)
+    rank_update_(got, left, right, -0.37)
+    assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))
+
+
 def test_padding_is_decided_once_per_shape_and_thread_count() -> None:
     g, left, right = operands(1568, 1024, 5)
     rank_update_(g, left, right, 0.1)
