@@ -28,7 +28,7 @@ from hil.config import RunConfig, validate_section
 
 PER_TRIAL_CROSSBAR_KEYS = ("sigma", "seed", "read_noise", "read_path")
 AUTO_PACK_CELLS = 600_000  # below this many conductances a network is overhead-bound
-AUTO_PACK_SMALL, AUTO_PACK_LARGE = 4, 2  # measured: docs/results/packing.md
+AUTO_PACK_SMALL, AUTO_PACK_LARGE = 4, 1  # measured on whole sweeps: docs/results/packing.md, section 0
 
 
 def auto_pack_size(config: dict[str, Any]) -> int:

@@ -11,6 +11,9 @@ Whether it pays, and whether the bits really are the same, depends on the BLAS,
 the CPU and the thread count, so neither is assumed: the first update of each
 shape is run both ways on copies of the block, and padding is kept only when
 the two results are equal bit for bit and the padded one is faster.
+
+`train.update: fused` (`update_and_clip_`) trades those bits for speed: the
+update and the clip in one compiled pass (docs/results/packing.md, section 0).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import torch
 from torch import Tensor
 
-PAD_RANK = 16  # the smallest K on MKL's fast float32 path (benchmarks/step_ab.py --g1-passes shows it)
+PAD_RANK = 16  # the smallest K on MKL's fast float32 path (docs/results/packing.md, section 0)
 _TRIALS = 3  # timed runs of each way at the first update of a shape
 
 _pads: dict[tuple, bool] = {}  # (shape, K, dtype, threads) -> pad or not, decided once per process
