@@ -139,7 +139,8 @@ class TrainConfig(Strict):
     )
     update: Literal["blas", "fused"] = Field(
         "blas", description="blas: the reference update, then the clip; fused: both in one compiled pass "
-        "(faster at small batches, other float32 roundings; needs torch.compile's C++ compiler)"
+        "(faster at small batches, other float32 roundings; needs torch.compile's C++ compiler; "
+        "not with momentum, whose step is a velocity update)"
     )
     lr_decay: float = Field(0.99, gt=0.0, le=1.0, description="learning rates are multiplied by this each epoch")
     n_samples: PositiveInt = Field(1, description="reads averaged per node per phase (N)")
