@@ -15,7 +15,6 @@ solver and clock settings in every trial (`pack_key`).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from torch import Tensor
 
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
 from hil.simulators.drn import DRNSolver, Equilibrium, reciprocals
-from hil.simulators.twin import TwinConfig, TwinCrossbar, adopt_or_copy
+from hil.simulators.twin import TwinConfig, TwinCrossbar, adopt_or_copy, outside_range
 
 SHARED = ("dtype", "device", "tol_v", "max_iter", "fixed_iterations", "check_every", "sample_period_s",
           "program_time_s")
@@ -79,7 +78,7 @@ class PackedTwin:
         lo, hi = self.topology.g_min, self.topology.g_max
         for name, value in g.items():
             dst = self._g[name]
-            if name.startswith("G") and (bool(value.amin() < lo) or (not math.isinf(hi) and bool(value.amax() > hi))):
+            if name.startswith("G") and outside_range(value, lo, hi):
                 clipped[name] = int(((value < lo) | (value > hi)).sum().item())
                 torch.clamp(value.to(dst), lo, hi, out=dst)
                 achieved[name] = dst.clone()

@@ -189,7 +189,7 @@ class TwinCrossbar:
         clipped: dict[str, int] = {}
         for name, value in g.items():
             dst = self._g[name]
-            if name.startswith("G") and self._outside_range(value):
+            if name.startswith("G") and outside_range(value, self.topology.g_min, self.topology.g_max):
                 outside = (value < self.topology.g_min) | (value > self.topology.g_max)
                 clipped[name] = int(outside.sum().item())
                 torch.clamp(value.to(dst), self.topology.g_min, self.topology.g_max, out=dst)
@@ -200,13 +200,6 @@ class TwinCrossbar:
         self._dens = None
         self._cache.clear()
         return ProgramReport(requested=g, achieved=achieved, writes=len(g), clipped=clipped)
-
-    def _outside_range(self, value: Tensor) -> bool:
-        """Whether any cell of `value` lies outside [g_min, g_max]: one reduction, one host sync."""
-        lo, hi = self.topology.g_min, self.topology.g_max
-        if math.isinf(hi):  # amin: the same value as min(), 3x faster on the CPU
-            return bool(value.amin() < lo)
-        return bool(torch.stack([value.amin() < lo, value.amax() > hi]).any())
 
     def _program_devices(self, g: dict[str, Tensor], verify: bool) -> ProgramReport:
         assert self.devices is not None
@@ -355,6 +348,13 @@ class TwinCrossbar:
             self._g_time = self.clock_s
         self._dens = None
         self._cache.clear()
+
+
+def outside_range(value: Tensor, lo: float, hi: float) -> bool:
+    """Whether any cell of `value` lies outside [lo, hi]: one reduction (two with a finite hi), one host sync."""
+    if math.isinf(hi):  # amin: the same value as min(), 3x faster on the CPU
+        return bool(value.amin() < lo)
+    return bool(torch.stack([value.amin() < lo, value.amax() > hi]).any())
 
 
 def adopt_or_copy(blocks: dict[str, Tensor], name: str, value: Tensor) -> None:
