@@ -9,7 +9,9 @@ while) does not land on one side of the ratio only.  Useful work per training
 sample is counted as 2 phases x 2 n_in n_h (the x @ G1 products) + 2 n_in n_h
 (the G1 update).  Training is timed with each `train.update`: `blas` (the
 default, bit for bit the reference runs) and `fused` (update and clip in one
-compiled pass; its first step compiles, outside the timed windows).
+compiled pass; its first step compiles, outside the timed windows).  At batch 32
+the update's rank (33) is past the fused kernel's range, so `fused` runs the same
+BLAS path as `blas` there: the two batch-32 figures show the run-to-run noise.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ _LABELS = {
     "train_b4_fused_roofline_fraction": "  as a fraction of the batch-4 matmul roofline",
     "train_b32_samples_per_s": "EP training 1568-1024-10, batch 32, samples/s (train.update: blas)",
     "train_b32_roofline_fraction": "  as a fraction of the batch-32 matmul roofline",
-    "train_b32_fused_samples_per_s": "EP training, batch 32, samples/s (train.update: fused)",
+    "train_b32_fused_samples_per_s": "EP training, batch 32, samples/s (train.update: fused; rank 33: its BLAS path)",
     "train_b32_fused_roofline_fraction": "  as a fraction of the batch-32 matmul roofline",
     "infer_b256_samples_per_s": "inference (free phase), batch 256, samples/s",
     "peak_rss_mb": "peak resident memory, MB",
