@@ -5,9 +5,9 @@ the embedded MNIST subset here, 150 batches three times, so it needs no data and
 This is what `hil sweep --estimate` models a trial from, measured more than once.
 Runs under any checkout's environment since round 1 (`benchmarks/bench_trees.sh` uses it):
 
-    OMP_NUM_THREADS=1 python benchmarks/trial_cost.py [KEY=VALUE ...]     (e.g. train.update=fused)
+    OMP_NUM_THREADS=1 python benchmarks/trial_cost.py [KEY=VALUE ...]     (e.g. crossbar.layout=column)
 
-Prints one JSON line; a `train.update` given to a checkout that predates the key is dropped.
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -34,11 +34,7 @@ def ms_per_sample(batches: int, extra: list[str]) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     extra = sys.argv[1:]
-    try:
-        ms_per_sample(5, extra)  # warm-up: first-batch costs, the fused kernel's compilation
-    except Exception:  # noqa: BLE001 - an older checkout without the key: time its only update
-        extra = [e for e in extra if not e.startswith("train.update=")]
-        ms_per_sample(5, extra)
+    ms_per_sample(5, extra)  # warm-up: first-batch costs, hil.rank_update's choice
     runs = [round(ms_per_sample(150, extra), 4) for _ in range(3)]
     print(json.dumps({"package": hil.__file__, "set": extra, "train_ms_per_sample": runs}))
 

@@ -25,6 +25,7 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -137,10 +138,9 @@ class TrainConfig(Strict):
     momentum: float = Field(
         0.0, ge=0.0, lt=1.0, description="heavy-ball momentum of the EP update (0: plain SGD, the paper's)"
     )
-    update: Literal["blas", "fused"] = Field(
-        "blas", description="blas: the reference update, then the clip; fused: both in one compiled pass "
-        "(faster at small batches, other float32 roundings; needs torch.compile's C++ compiler; "
-        "not with momentum, whose step is a velocity update)"
+    update: Literal["blas"] = Field(
+        "blas", description="the EP update: BLAS, then the clip (kept so that runs stored with it resume; "
+        "'fused' was replaced by crossbar.layout: column, which is faster and needs no compiler)"
     )
     lr_decay: float = Field(0.99, gt=0.0, le=1.0, description="learning rates are multiplied by this each epoch")
     n_samples: PositiveInt = Field(1, description="reads averaged per node per phase (N)")
@@ -149,6 +149,13 @@ class TrainConfig(Strict):
     adaptive: AdaptiveConfig | None = Field(
         None, description="choose N (and beta) per batch from the measured update SNR; off when null"
     )
+
+    @field_validator("update", mode="before")
+    @classmethod
+    def _fused_is_gone(cls, value: Any) -> Any:
+        if value == "fused":
+            raise ValueError("'fused' was replaced by crossbar.layout: column (faster, needs no compiler)")
+        return value
 
 
 class EvalConfig(Strict):

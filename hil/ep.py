@@ -23,7 +23,7 @@ from torch import Tensor
 from hil.adaptive import AdaptiveReads, batch_reads
 from hil.diagnostics import SignalMonitor
 from hil.interface import Crossbar, Measurement, Nudge, ProgramReport, Topology
-from hil.rank_update import rank_update_, update_and_clip_
+from hil.rank_update import rank_update_
 from hil.readout import Readout
 
 
@@ -57,12 +57,8 @@ def ep_step_(
     dbeta: float,
     eta_w: list[float],
     eta_b: list[float],
-    clip: tuple[float, float | None] | None = None,
 ) -> None:
     """In place: `theta -= eta * grad` with grad the EP estimate from states s1 (beta_1) and s2 (beta_2).
-
-    With `clip=(lo, hi)` each block is also clipped to [lo, hi], in the same pass
-    (`train.update: fused`, `hil.rank_update.update_and_clip_`).
 
     `dbeta = beta_2 - beta_1`.  With eta = -1 on zero tensors this writes the
     gradient estimate itself (see `ep_gradient`).  Tensors may carry a leading
@@ -86,10 +82,7 @@ def ep_step_(
             left = torch.cat([u2, u1, half_du2, ones_pre], dim=-2)
             right = torch.cat([v2, -v1, torch.ones_like(half_dv2), half_dv2], dim=-2)
         alpha = eta_w[l - 1] / (batch * dbeta)
-        if clip is None:
-            rank_update_(block, left, right, alpha)
-        else:
-            update_and_clip_(block, left, right, alpha, *clip)
+        rank_update_(block, left, right, alpha)
         params[f"b{l}"].add_(dv.sum(dim=-2), alpha=eta_b[l - 1] / (batch * dbeta))
 
 
@@ -129,7 +122,6 @@ class EPController:
         momentum: float = 0.0,
         readout: Readout | None = None,
         adaptive: AdaptiveReads | None = None,
-        update: str = "blas",
     ) -> None:
         self.crossbar = crossbar
         self.readout = readout or Readout("one-hot", crossbar.topology.n_out)
@@ -137,14 +129,13 @@ class EPController:
         self.velocity: dict[str, Tensor] = {}  # the controller's state, checkpointed by the protocol
         self.monitor = monitor  # per-layer EP signal and noise (hil.diagnostics); reads measurements only
         self.adaptive = adaptive  # N and beta per batch from the measured update SNR (hil.adaptive)
-        self.update = update  # "blas" (bit-identical to the reference runs) or "fused" (one compiled pass)
         self.topology = crossbar.topology
         self.beta = beta
         self.centered = centered
         self.n_samples = n_samples
         self.eta_w = eta_w
         self.eta_b = eta_b
-        self.params = crossbar.read_conductances()
+        self.params = crossbar.read_conductances()  # clones keep the crossbar's layout (simulators/blocks.py)
         self._like = self.params["G1"]
 
     def __repr__(self) -> str:
@@ -187,14 +178,12 @@ class EPController:
         eta_b = [e * lr_scale for e in self.eta_b]
         lo, hi = self.topology.g_min, self.topology.g_max
         hi = None if math.isinf(hi) else hi  # clamp_(min=) is the same clip, 3x faster when g_max is inf
-        fused = self.update == "fused" and not self.momentum  # a momentum step is no rank update of G
         if self.momentum:
             self._momentum_step(xl, v1, v2, dbeta, eta_w, eta_b)
         else:
-            ep_step_(self.params, xl, v1, v2, dbeta, eta_w, eta_b, clip=(lo, hi) if fused else None)
-        if not fused:
-            for name in self.topology.blocks:
-                self.params[name].clamp_(lo, hi)
+            ep_step_(self.params, xl, v1, v2, dbeta, eta_w, eta_b)
+        for name in self.topology.blocks:
+            self.params[name].clamp_(lo, hi)
         report = self.program(self.params)
         if self.monitor is not None:
             self.monitor.add(s1, s2)

@@ -33,8 +33,8 @@ AUTO_PACK_SMALL, AUTO_PACK_LARGE = 4, 1  # measured on whole sweeps: docs/result
 
 def auto_pack_size(config: dict[str, Any]) -> int:
     """Trials per pack: AUTO_PACK_SMALL below AUTO_PACK_CELLS conductances, else AUTO_PACK_LARGE; 1 when unpackable."""
-    if config["train"].get("momentum") or config["train"].get("update") == "fused":
-        return 1  # train_packed packs neither momentum nor the fused update (a batched block: BLAS)
+    if config["train"].get("momentum") or config["crossbar"].get("layout") == "column":
+        return 1  # train_packed packs neither momentum nor column-major blocks (simulators/packed.py)
     layers = [1568, *config["network"]["hidden"], 10]
     cells = sum(a * b for a, b in zip(layers[:-1], layers[1:], strict=True))
     return AUTO_PACK_SMALL if cells < AUTO_PACK_CELLS else AUTO_PACK_LARGE
@@ -87,8 +87,7 @@ def run_pack(configs: list[dict[str, Any]], data_dir: str | None, torch_threads:
     topology = topology_for(cfgs[live[0]], datas[live[0]].train.images.shape[1])
     xbar = open_packed(topology, [cfgs[i].crossbar for i in live], seeds=[cfgs[i].seed for i in live],
                        source="trial")
-    solo = cfgs[live[0]].train.momentum or cfgs[live[0]].train.update == "fused"
-    if xbar is None or len(live) == 1 or solo:  # not packable: one after the other
+    if xbar is None or len(live) == 1 or cfgs[live[0]].train.momentum:  # not packable: one after the other
         for i in live:
             out[i] = run_trial(configs[i], data_dir, torch_threads)
         return out

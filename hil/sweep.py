@@ -176,10 +176,6 @@ def load_sweep(name: str | Path, extra_set: list[str] | None = None) -> Sweep:
             raise ConfigError(f"{where}: crossbar.kind: sweeps train the twin only, got {run_cfg.crossbar['kind']!r}")
         trials.append(Trial(index, point, overrides, run_cfg.model_dump(mode="json")))
     _check_crossbars(trials, str(path))
-    if any(t.config["train"].get("update") == "fused" for t in trials):
-        from hil.rank_update import check_fused
-
-        check_fused(str(path))
     ids = [t.id for t in trials]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: grid: two grid points give the same run config (an axis has no effect?)")

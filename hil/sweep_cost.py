@@ -44,8 +44,8 @@ def calibrate(cfg_raw: dict[str, Any], torch_threads: int = 1, batches: int = 60
                                      f"train.max_batches={batches}", "data.test_subset=512"], "calibration")
     probe = validate_section(RunConfig, data, "calibration")
     configs = [probe.model_copy(update={"seed": i}).model_dump(mode="json") for i in range(pack)]
-    # A worker pays once what a process's first batches cost (allocation, hil.rank_update's choice, the
-    # fused kernel's compilation: up to seconds), so a short run first keeps it out of the timed batches.
+    # A worker pays once what a process's first batches cost (allocation, hil.rank_update's choice:
+    # up to a second), so a short run first keeps it out of the timed batches.
     warm = apply_overrides(configs[0], ["train.max_batches=5", "data.test_subset=1"], "calibration")
     run_pack([warm], None, torch_threads)
     res = run_pack(configs, None, torch_threads)[0]

@@ -200,8 +200,7 @@ def train(xbar: Crossbar, cfg: RunConfig, data: TrainData, hooks: TrainHooks | N
         if state is not None and "adaptive" in state:
             adaptive.load_state_dict(state["adaptive"])
     ctl = EPController(xbar, beta=tc.beta, centered=tc.centered, n_samples=tc.n_samples, eta_w=eta_w, eta_b=eta_b,
-                       monitor=monitor, momentum=tc.momentum, readout=data.readout, adaptive=adaptive,
-                       update=tc.update)
+                       monitor=monitor, momentum=tc.momentum, readout=data.readout, adaptive=adaptive)
     if state is not None and state.get("velocity"):
         ctl.velocity = {k: v.to(ctl.params[k]) for k, v in state["velocity"].items()}
     n_train = len(data.train)

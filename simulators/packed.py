@@ -9,8 +9,9 @@ its `TwinCrossbar` would build them) and its own solver exit (a trial that has
 converged is frozen while the others sweep on), so trial t's conductances equal
 its solo run's bit for bit (tests/sweeps/test_packed.py).
 
-Only the twin's fast path packs: no device models, ideal diodes, and the same
-solver and clock settings in every trial (`pack_key`).
+Only the twin's fast path packs: no device models, ideal diodes, row-major
+blocks (`crossbar.layout: row`; a batched column-major product is not the solo
+one's bits), and the same solver and clock settings in every trial (`pack_key`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 from torch import Tensor
 
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
+from hil.simulators.blocks import adopt_or_copy, outside_range
 from hil.simulators.drn import DRNSolver, Equilibrium, reciprocals
-from hil.simulators.twin import TwinConfig, TwinCrossbar, adopt_or_copy, outside_range
+from hil.simulators.twin import TwinConfig, TwinCrossbar
 
 SHARED = ("dtype", "device", "tol_v", "max_iter", "fixed_iterations", "check_every", "sample_period_s",
           "program_time_s")
@@ -30,7 +32,7 @@ SHARED = ("dtype", "device", "tol_v", "max_iter", "fixed_iterations", "check_eve
 
 def pack_key(xbar: TwinCrossbar) -> tuple | None:
     """What trials must share to be packed together; None when this twin cannot be packed."""
-    if xbar.devices is not None or xbar.solver.diode is not None:
+    if xbar.devices is not None or xbar.solver.diode is not None or xbar.config.layout == "column":
         return None
     return tuple(getattr(xbar.config, k) for k in SHARED)
 

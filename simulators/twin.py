@@ -22,6 +22,7 @@ from torch import Tensor
 from hil.config import PositiveInt, Seed, Strict, validate_section
 from hil.errors import ConfigError
 from hil.interface import Measurement, Nudge, ProgramReport, Topology
+from hil.simulators.blocks import adopt_or_copy, column_major, input_drive, outside_range
 from hil.simulators.calibration import load_calibration
 from hil.simulators.devices import DeviceArray, DeviceModel, VerifyPolicy, check_unique
 from hil.simulators.drn import DRNSolver, ShockleyDiode, reciprocals
@@ -38,6 +39,11 @@ class TwinConfig(Strict):
         "exact", description="exact: draw the N-sample mean as N(V, sigma^2/N); explicit: draw N samples"
     )
     dtype: Literal["float32", "float64"] = "float32"
+    layout: Literal["row", "column"] = Field(
+        "row", description="how each conductance block is held: row (n_pre rows, the reference bits) or column "
+        "(n_post rows: x @ G1, the EP update and the column sums take faster BLAS paths at small batches; "
+        "other float32 roundings; trials run unpacked)"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     tol_v: PositiveFloat = Field(1e-6, description="solver tolerance, max |dV| per sweep (V)")
     max_iter: PositiveInt = Field(200, description="solver iteration cap (reported when hit)")
@@ -98,7 +104,7 @@ class TwinCrossbar:
         self.generator.manual_seed(cfg.seed if cfg.seed is not None else seed)
         self.clock_s = 0.0
         self._g = {
-            name: torch.zeros(shape, dtype=self.dtype, device=self.device)
+            name: self._held(name, torch.zeros(shape, dtype=self.dtype, device=self.device), copy=False)
             for name, shape in topology.parameter_shapes().items()
         }
         self.devices: DeviceArray | None = None
@@ -107,7 +113,7 @@ class TwinCrossbar:
                 device_models, topology, self.generator, dtype=self.dtype, device=self.device, verify=cfg.verify
             )
             for name in topology.blocks:
-                self._g[name] = self.devices.effective(name, self.clock_s).clone()
+                self._g[name] = self._held(name, self.devices.effective(name, self.clock_s))
         self._g_time = self.clock_s
         self._dens: list[Tensor] | None = None  # per-node conductance sums and their reciprocals, per program
         self._inv_dens: list[Tensor] = []
@@ -195,11 +201,17 @@ class TwinCrossbar:
                 torch.clamp(value.to(dst), self.topology.g_min, self.topology.g_max, out=dst)
                 achieved[name] = dst.clone()
                 continue
-            adopt_or_copy(self._g, name, value)
-            achieved[name] = value
+            held = adopt_or_copy(self._g, name, value)
+            achieved[name] = value if held is value else held.clone()  # a copy: in the twin's layout
         self._dens = None
         self._cache.clear()
         return ProgramReport(requested=g, achieved=achieved, writes=len(g), clipped=clipped)
+
+    def _held(self, name: str, t: Tensor, *, copy: bool = True) -> Tensor:
+        """`t` in this twin's layout for `name` (`crossbar.layout`); a copy when `copy` or when it is not so held."""
+        if self.config.layout == "column" and name in self.topology.blocks:
+            return t.mT.clone(memory_format=torch.contiguous_format).mT if copy or not column_major(t) else t
+        return t.clone() if copy else t
 
     def _program_devices(self, g: dict[str, Tensor], verify: bool) -> ProgramReport:
         assert self.devices is not None
@@ -215,7 +227,7 @@ class TwinCrossbar:
                     clipped[name] = n_clip
                 if n_fail:
                     failed[name] = n_fail
-                self._g[name] = self.devices.effective(name, self.clock_s).clone()
+                self._g[name] = self._held(name, self.devices.effective(name, self.clock_s))
                 achieved[name] = stored.clone()
             else:
                 self._g[name].copy_(value)
@@ -234,7 +246,7 @@ class TwinCrossbar:
         if self.devices is None or name not in self.topology.blocks:
             raise ConfigError("crossbar.devices: pulse programming needs a 'pulse' device model and a block name")
         self.devices.pulse(name, cells, polarity, amplitude_v, n, self.clock_s)
-        self._g[name] = self.devices.effective(name, self.clock_s).clone()
+        self._g[name] = self._held(name, self.devices.effective(name, self.clock_s))
         self._dens = None
         self._cache.clear()
 
@@ -243,7 +255,7 @@ class TwinCrossbar:
         assert self.devices is not None
         if self.devices.drift is not None and self.clock_s != self._g_time:
             for name in self.topology.blocks:
-                self._g[name] = self.devices.effective(name, self.clock_s)
+                self._g[name] = self._held(name, self.devices.effective(name, self.clock_s), copy=False)
             self._g_time = self.clock_s
             self._dens = None
             self._cache.clear()
@@ -296,7 +308,7 @@ class TwinCrossbar:
         if devices is not None and devices.disturb is not None:
             devices.apply_reads(n_samples * inputs.shape[0])
             for name in self.topology.blocks:
-                self._g[name] = devices.effective(name, self.clock_s)
+                self._g[name] = self._held(name, devices.effective(name, self.clock_s), copy=False)
             self._g_time = self.clock_s
             self._dens = None
             self._cache.clear()
@@ -312,7 +324,7 @@ class TwinCrossbar:
         if not same_batch:
             x = inputs.to(device=self.device, dtype=self.dtype)
             cache.clear()
-            cache.update(inputs=inputs, version=inputs._version, xg=x @ self._g["G1"])
+            cache.update(inputs=inputs, version=inputs._version, xg=input_drive(x, self._g["G1"]))
         eq = self.solver.solve(
             cache["xg"], self._blocks(), self._biases(), self._dens, nudge=nudge, init=cache.get("free"),
             inv_dens=self._inv_dens,
@@ -344,28 +356,10 @@ class TwinCrossbar:
         if self.devices is not None and "devices" in state:
             self.devices.load_state_dict(state["devices"])
             for name, t in state["g"].items():
-                self._g[name] = t.to(device=self.device, dtype=self.dtype).clone()
+                self._g[name] = self._held(name, t.to(device=self.device, dtype=self.dtype))
             self._g_time = self.clock_s
         self._dens = None
         self._cache.clear()
-
-
-def outside_range(value: Tensor, lo: float, hi: float) -> bool:
-    """Whether any cell of `value` lies outside [lo, hi]: one reduction (two with a finite hi), one host sync."""
-    if math.isinf(hi):  # amin: the same value as min(), 3x faster on the CPU
-        return bool(value.amin() < lo)
-    return bool(torch.stack([value.amin() < lo, value.amax() > hi]).any())
-
-
-def adopt_or_copy(blocks: dict[str, Tensor], name: str, value: Tensor) -> None:
-    """Hold `value` as block `name` without a copy when it already has the block's layout (see ProgramReport)."""
-    dst = blocks[name]
-    if value is dst:
-        return
-    if value.dtype == dst.dtype and value.device == dst.device and value.is_contiguous():
-        blocks[name] = value
-    else:
-        dst.copy_(value)
 
 
 def _pick_device(name: str) -> torch.device:

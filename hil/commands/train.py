@@ -81,10 +81,6 @@ def train_command(
             topology = topology_for(cfg, data.train.images.shape[1], source)
             check_crossbar(cfg.crossbar, source, topology)  # the section, and a station's fit, before any run exists
             check_biases(cfg, source)
-            if cfg.train.update == "fused":
-                from hil.rank_update import check_fused
-
-                check_fused(source)
         kind = cfg.crossbar.get("kind", "twin")
         if estimate or kind != "twin":
             est = _estimate(cfg, data, topology, source, required=estimate)

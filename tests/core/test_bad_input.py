@@ -91,6 +91,8 @@ def test_infinite_or_nan_numbers_are_refused_at_their_key(tmp_path, capsys, key,
     ("network.hidden=[1000000000]", "GiB"),  # within the integer bound, refused by the memory check
     ("seed=1000000000000000000000000000000", "seed"),
     ("train.batch_size=100000000000000000000", "train.batch_size"),
+    ("train.update=fused", "replaced by crossbar.layout: column"),  # the option of an earlier release
+    ("crossbar.layout=diagonal", "crossbar.layout"),
 ])
 def test_absurd_sizes(tmp_path, capsys, override, fragment):
     refused(capsys, "train", QUICK, *TINY, "--set", override, "--workspace", str(tmp_path / "ws"),

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from hil.store import Store
@@ -43,14 +44,19 @@ def wait_for_checkpoint(workspace, proc, timeout=120):
     raise AssertionError("no checkpoint appeared")
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
-    ref = run_hil("train", QUICK, *SMALL, "--workspace", str(tmp_path / "ref"), timeout=300)
+# a column-major run resumes to the same bits too; hidden 128 puts G1 on the transposed input product
+COLUMN = ["--set", "crossbar.layout=column", "--set", "network.hidden=[128]"]
+
+
+@pytest.mark.parametrize("extra", [[], COLUMN], ids=["row", "column"])
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, extra):
+    ref = run_hil("train", QUICK, *SMALL, *extra, "--workspace", str(tmp_path / "ref"), timeout=300)
     assert ref.returncode == 0, ref.stderr
     ref_store = Store(tmp_path / "ref")
     (ref_run,) = ref_store.runs()
 
     work = tmp_path / "killed"
-    proc = start(work)
+    proc = start(work, *extra)
     run_id = wait_for_checkpoint(work, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)

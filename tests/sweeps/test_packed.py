@@ -68,8 +68,8 @@ def test_the_sweep_packs_by_shape_and_schedule_and_a_bad_trial_fails_alone():
         assert strip[0] == strip[1] and got["final_test_acc"] == want["final_test_acc"]
 
 
-def test_fused_update_trials_run_solo_in_a_pack_and_equal_their_solo_runs():
-    """A batched block takes the BLAS update, so fused trials are not packed: each runs alone, as it would."""
+def test_column_layout_trials_run_solo_in_a_pack_and_equal_their_solo_runs():
+    """A batched column-major product is not the solo one's bits, so such trials are not packed: each runs alone."""
     from pathlib import Path
 
     from hil.packing import auto_pack_size, run_pack
@@ -77,7 +77,7 @@ def test_fused_update_trials_run_solo_in_a_pack_and_equal_their_solo_runs():
     from hil.sweep_run import run_trial
 
     sweep = load_sweep(Path(__file__).parent / "tiny.yaml", ["data.train_subset=32", "data.test_subset=32",
-                                                             "network.hidden=[256]", "train.update=fused"])
+                                                             "network.hidden=[256]", "crossbar.layout=column"])
     configs = [t.config for t in sweep.trials[:2]]
     assert auto_pack_size(configs[0]) == 1
     packed = run_pack(configs, None, 1)
